@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    - create/refresh .venv, install pinned requirements, start the dashboard (streamlit run app.py)
+#   make test   - create/refresh .venv, install pinned requirements, run the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The machine-wide pip constraints cap torchvision below the pinned release; our pins are the constraint here.
+PIP := PIP_CONSTRAINT=/dev/null $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+PYTEST_ARGS ?=
+
+.PHONY: venv run test test-fast serve bench clean-venv
+
+$(STAMP): requirements.txt requirements-nodeps.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -r requirements-nodeps.txt
+	$(PY) -c "import torch, torchvision, timm, facenet_pytorch, pytorch_grad_cam, streamlit, ray, mlflow"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+serve: $(STAMP)
+	$(PY) cli.py serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/bench_models.py
+	$(PY) bench/bench_video.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The analysis core: faces -> detectors -> ensemble -> report. No UI imports here."""

@@ -1,0 +1,213 @@
+"""The analysis core: faces -> detectors -> ensemble -> report.
+
+One `Analyzer` holds the loaded detectors and face finders; the dashboard, the CLI, the HTTP API, the
+video engine and the batch scanner all call it. Models load once and are shared (read-only inference).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detectors.artifacts import LoadedDetector, load_detectors
+from detectors.registry import detector_names, get_spec
+
+from .ensemble import STRATEGIES, combine, verdict_for
+from .errors import MediaError
+from .faces import Face, FaceFinder, square_crop
+from .media import LoadedImage, load_image
+from .quality import assess_quality, estimate_jpeg_quality
+from .report import FaceResult, ImageReport
+from .settings import AnalysisSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS_DIR = Path(os.environ.get("DEEPFAKE_MODELS_DIR", REPO_ROOT / "converted_models"))
+
+
+def model_weight(detector: LoadedDetector) -> float:
+    """Weight of a detector in the "weighted" strategy: how far its validation AUC is above chance."""
+    metrics = detector.manifest.metrics or {}
+    auc = None
+    for key in ("val_auc", "auc"):
+        if isinstance(metrics.get(key), (int, float)):
+            auc = float(metrics[key])
+            break
+    if auc is None and isinstance(metrics.get("val"), dict):
+        value = metrics["val"].get("auc")
+        auc = float(value) if isinstance(value, (int, float)) else None
+    if auc is None:
+        return 1.0
+    return max(auc - 0.5, 0.01)
+
+
+class Analyzer:
+    def __init__(self, models_dir: str | Path | None = None, names: list[str] | None = None,
+                 device: str = "cpu") -> None:
+        self.models_dir = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
+        self.device = device
+        self.detectors, self.load_errors = load_detectors(self.models_dir, names)
+        self.weights = {n: model_weight(d) for n, d in self.detectors.items()}
+        self._finders: dict[tuple, FaceFinder] = {}
+        self._finders_lock = threading.Lock()
+
+    # ---- building blocks, shared with the video engine -------------------------------------
+    def face_finder(self, settings: AnalysisSettings) -> FaceFinder:
+        key = (settings.margin, settings.min_face_size, settings.face_threshold, settings.max_faces,
+               settings.detect_max_side)
+        with self._finders_lock:
+            finder = self._finders.get(key)
+            if finder is None:
+                finder = FaceFinder(margin=settings.margin, min_face_size=settings.min_face_size,
+                                    face_threshold=settings.face_threshold, max_faces=settings.max_faces,
+                                    detect_max_side=settings.detect_max_side, device=self.device)
+                self._finders[key] = finder
+            return finder
+
+    def active_detectors(self, settings: AnalysisSettings) -> list[str]:
+        if settings.detectors is None:
+            return list(self.detectors)
+        unknown = [n for n in settings.detectors if n not in detector_names()]
+        if unknown:
+            raise ValueError(f"unknown detector(s): {', '.join(unknown)}; known: {', '.join(detector_names())}")
+        return [n for n in settings.detectors if n in self.detectors]
+
+    def missing_for(self, settings: AnalysisSettings) -> dict[str, str]:
+        wanted = settings.detectors if settings.detectors is not None else detector_names()
+        return {n: self.load_errors[n] for n in wanted if n in self.load_errors}
+
+    def score_crops(self, crops: list[np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+        """Raw logits (N,) per detector; each detector scores all crops in one batched pass."""
+        if not crops:
+            return {n: np.zeros(0, dtype=np.float32) for n in names}
+        return {n: np.asarray(self.detectors[n].logits(crops), dtype=np.float32) for n in names}
+
+    def face_results(self, faces: list[Face], logits: dict[str, np.ndarray],
+                     settings: AnalysisSettings) -> list[FaceResult]:
+        if settings.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {settings.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        names = list(logits)
+        calibrated = {n: self.detectors[n].calibrate(logits[n]) for n in names}
+        temps = {n: float(self.detectors[n].manifest.temperature) for n in names}
+        results: list[FaceResult] = []
+        for i, face in enumerate(faces):
+            probs = {n: float(calibrated[n][i]) for n in names}
+            cal_logits = {n: float(logits[n][i]) / temps[n] for n in names}
+            box = [float(v) for v in face.box]
+            result = FaceResult(
+                box=[round(v, 1) for v in box], score=round(float(face.score), 4),
+                models={n: round(p, 5) for n, p in probs.items()}, probability=None, verdict=None,
+                logits={n: round(float(logits[n][i]), 4) for n in names},
+                landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks]
+                if face.landmarks is not None else None,
+                size=int(round(max(box[2] - box[0], box[3] - box[1]))),
+            )
+            if probs:
+                ens = combine(probs, cal_logits, settings, self.weights)
+                result.probability = round(ens.probability, 5)
+                result.verdict = ens.verdict
+                result.agreement = ens.agreement
+            results.append(result)
+        return results
+
+    # ---- the image pipeline -----------------------------------------------------------------
+    def analyze_image(self, source: str | Path | bytes, settings: AnalysisSettings | None = None, *,
+                      name: str | None = None) -> ImageReport:
+        settings = settings or AnalysisSettings()
+        label = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<upload>")
+        report = ImageReport(path=label, settings=settings.to_dict())
+        timings: dict[str, float] = {}
+        try:
+            names = self.active_detectors(settings)
+            report.models_missing = self.missing_for(settings)
+            report.models_used = names
+            report.model_checksums = {n: self.detectors[n].checksum for n in names}
+            t = time.perf_counter()
+            image = load_image(source, max_pixels=settings.max_pixels)
+            timings["decode"] = time.perf_counter() - t
+            report.width, report.height, report.sha256 = image.width, image.height, image.sha256
+
+            t = time.perf_counter()
+            faces = self.face_finder(settings).detect(image.rgb)
+            timings["faces"] = time.perf_counter() - t
+            if not faces and settings.whole_image_fallback:
+                faces = [self._whole_image_face(image)]
+                report.message = "no face found: the whole image was scored as one face"
+            elif not faces:
+                report.message = "no face found"
+
+            report.quality = assess_quality(image.rgb, faces, self._jpeg_quality(source, image))
+            if not names:
+                report.error = "no detector available: " + "; ".join(
+                    f"{n}: {why}" for n, why in report.models_missing.items())
+            elif faces:
+                crops = [f.crop for f in faces]
+                logits: dict[str, np.ndarray] = {}
+                for n in names:
+                    t = time.perf_counter()
+                    logits.update(self.score_crops(crops, [n]))
+                    timings[f"model:{n}"] = time.perf_counter() - t
+                t = time.perf_counter()
+                report.faces = self.face_results(faces, logits, settings)
+                timings["ensemble"] = time.perf_counter() - t
+                worst = max(report.faces, key=lambda f: f.probability if f.probability is not None else -1)
+                report.probability = worst.probability
+                report.verdict = verdict_for(worst.probability, settings.threshold, settings.band)
+        except MediaError as exc:
+            report.error = str(exc)
+        except (ValueError, KeyError) as exc:
+            report.error = str(exc).strip("'\"")
+        except MemoryError:
+            report.error = "out of memory while analysing this image; try a smaller one"
+        report.timings = {k: round(v, 4) for k, v in timings.items()}
+        report.timings["total"] = round(sum(timings.values()), 4)
+        return report
+
+    @staticmethod
+    def _whole_image_face(image: LoadedImage) -> Face:
+        h, w = image.rgb.shape[:2]
+        box = (0.0, 0.0, float(w), float(h))
+        return Face(box=box, score=0.0, landmarks=None, crop=square_crop(image.rgb, box, 0.0))
+
+    @staticmethod
+    def _jpeg_quality(source: str | Path | bytes, image: LoadedImage) -> int | None:
+        if (image.format or "").upper() not in ("JPEG", "MPO"):
+            return None
+        try:
+            data = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+            return estimate_jpeg_quality(bytes(data))
+        except (OSError, ValueError):
+            return None
+
+    # ---- what the Models page, `cli.py models` and GET /v1/models show ----------------------
+    def model_info(self) -> list[dict[str, Any]]:
+        info = []
+        for n in detector_names():
+            spec = get_spec(n)
+            entry: dict[str, Any] = {"name": n, "architecture": spec.architecture, "family": spec.family,
+                                     "default_input_size": spec.input_size,
+                                     "loaded": n in self.detectors, "error": self.load_errors.get(n)}
+            if n in self.detectors:
+                d = self.detectors[n]
+                entry.update({"input_size": d.input_size, "weights": str(self.models_dir / n / d.manifest.weights_file),
+                              "checksum": d.checksum, "checksum_verified": True,
+                              "weight_in_ensemble": round(self.weights[n], 4),
+                              "manifest": d.manifest.to_dict() if hasattr(d.manifest, "to_dict") else vars(d.manifest)})
+            info.append(entry)
+        return info
+
+
+_ANALYZERS: dict[tuple[str, tuple[str, ...] | None], Analyzer] = {}
+_ANALYZERS_LOCK = threading.Lock()
+
+
+def get_analyzer(models_dir: str | Path | None = None, names: list[str] | None = None) -> Analyzer:
+    """Process-wide analyzer per models folder: models load once and are shared by every caller."""
+    key = (str(Path(models_dir or DEFAULT_MODELS_DIR).resolve()), tuple(names) if names else None)
+    with _ANALYZERS_LOCK:
+        if key not in _ANALYZERS:
+            _ANALYZERS[key] = Analyzer(key[0], names)
+        return _ANALYZERS[key]

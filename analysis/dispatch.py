@@ -1,0 +1,68 @@
+"""One entry point for a file of unknown kind: sniff its content, then run the image or the video pipeline."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from .analyzer import Analyzer
+from .errors import MediaError
+from .media import sniff_kind
+from .report import ImageReport
+from .settings import AnalysisSettings
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".heic", ".heif"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+
+
+def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSettings | None = None,
+                 video_options: Any | None = None, progress: Callable[[float, str], None] | None = None,
+                 cancel: threading.Event | None = None, *, name: str | None = None) -> Any:
+    """Returns an ImageReport or a video.report.VideoReport; bad input gives a report with `error`, never raises."""
+    settings = settings or AnalysisSettings()
+    label = name or str(path)
+    try:
+        _check_readable(Path(path))
+        kind = sniff_kind(Path(path))
+    except MediaError as exc:
+        return ImageReport(path=label, kind="unknown", error=str(exc), settings=settings.to_dict())
+    if kind == "video":
+        from video.engine import analyze_video  # the video engine is heavier; only load it when needed
+        report = analyze_video(path, analyzer, settings, video_options, progress=progress, cancel=cancel)
+        if name:
+            report.path = name
+        return report
+    if kind == "image":
+        report = analyzer.analyze_image(path, settings, name=label)
+        if progress:
+            progress(1.0, "done")
+        return report
+    return ImageReport(path=label, kind="unknown", settings=settings.to_dict(),
+                       error="not an image or a video this tool can read (the content is not a known media format)")
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(f"file not found: {path}")
+    if path.is_dir():
+        raise MediaError(f"is a folder, not a file: {path}")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1)
+    except OSError as exc:
+        raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not head:
+        raise MediaError(f"empty file (0 bytes): {path}")
+
+
+def expand_inputs(paths: list[str | Path]) -> list[Path]:
+    """Files as given; folders are walked for files with a media suffix (sorted, hidden files skipped)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MEDIA_SUFFIXES
+                              and not any(part.startswith(".") for part in f.relative_to(p).parts)))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Command line of the deepfake detector.
+
+  python cli.py analyze photo.jpg clip.mp4 folder/ [--json]   one report per file
+  python cli.py models [--json]                               the detectors and their weights
+  python cli.py serve --host 127.0.0.1 --port 8000            the HTTP API
+  python cli.py scan PATH_OR_LIST --out results.jsonl         batch scanning (local processes or Ray)
+
+`analyze --json` prints JSON Lines: one JSON document (one report) per input file, one per line.
+Exit status: 0 when at least one input was analysed, 1 when every input failed, 2 for usage errors.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _settings_from_args(args: argparse.Namespace):
+    from analysis.settings import AnalysisSettings
+    return AnalysisSettings(
+        strategy=args.strategy, threshold=args.threshold, band=args.band,
+        detectors=[d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None,
+        margin=args.margin, min_face_size=args.min_face, whole_image_fallback=args.whole_image,
+        max_pixels=args.max_pixels)
+
+
+def _video_options_from_args(args: argparse.Namespace):
+    from video.engine import VideoOptions
+    return VideoOptions(frames=args.frames, every=args.every, rate=args.rate, start=args.start, end=args.end)
+
+
+def add_analysis_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that analyses media (analyze, scan)."""
+    from analysis.ensemble import STRATEGIES
+    g = p.add_argument_group("analysis")
+    g.add_argument("--models-dir", default=None, help="folder of converted models (default: converted_models/)")
+    g.add_argument("--strategy", default="weighted", choices=sorted(STRATEGIES))
+    g.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a face is FAKE")
+    g.add_argument("--band", type=float, default=0.1, help="|p - threshold| below this is UNCERTAIN")
+    g.add_argument("--detectors", default=None, help="comma-separated detector names (default: all loaded)")
+    g.add_argument("--margin", type=float, default=0.3, help="face crop margin, fraction of the face box")
+    g.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
+    g.add_argument("--whole-image", action="store_true", help="with no face found, score the whole image")
+    g.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse images with more pixels")
+    v = p.add_argument_group("video")
+    v.add_argument("--frames", type=int, default=32, help="frames to analyse, evenly spaced")
+    v.add_argument("--every", type=int, default=None, help="analyse every k-th frame instead")
+    v.add_argument("--rate", type=float, default=None, help="analyse this many frames per second instead")
+    v.add_argument("--start", type=float, default=None, help="start time in seconds")
+    v.add_argument("--end", type=float, default=None, help="end time in seconds")
+
+
+def _fmt_p(p: float | None) -> str:
+    return "  -  " if p is None else f"{p:5.3f}"
+
+
+def _print_human(report: dict[str, Any]) -> None:
+    head = f"{report['path']}  [{report.get('kind')}]"
+    if report.get("error"):
+        print(f"{head}\n  ERROR: {report['error']}")
+        return
+    print(f"{head}\n  verdict: {report.get('verdict') or 'none'}  (fake probability {_fmt_p(report.get('probability'))})")
+    if report.get("message"):
+        print(f"  note: {report['message']}")
+    for name, why in (report.get("models_missing") or {}).items():
+        print(f"  missing detector {name}: {why}")
+    if report.get("kind") == "video":
+        for t in report.get("tracks", []):
+            print(f"  person #{t['id']}: {t.get('verdict')} p={_fmt_p(t.get('probability'))} "
+                  f"in {len(t.get('frames', []))} frames, fake share {t.get('fake_share', 0):.2f}")
+        print(f"  frames analysed: {len(report.get('frames', []))}")
+        return
+    for i, face in enumerate(report.get("faces", []), 1):
+        box = ", ".join(f"{v:.0f}" for v in face["box"])
+        print(f"  face {i}: box [{box}] detector score {face['score']:.3f} -> {face.get('verdict')} "
+              f"p={_fmt_p(face.get('probability'))} agreement {face.get('agreement') or 0:.2f}")
+        for name, p in face["models"].items():
+            print(f"      {name:<16} {p:.3f}")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.analyzer import get_analyzer
+    from analysis.dispatch import analyze_path, expand_inputs
+
+    try:
+        settings = _settings_from_args(args)
+        video_options = _video_options_from_args(args)
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    inputs = expand_inputs(args.paths)
+    if not inputs:
+        print("error: no media files found in the given paths", file=sys.stderr)
+        return 1
+    analyzer = get_analyzer(args.models_dir)
+    for name, why in analyzer.load_errors.items():
+        print(f"warning: detector {name} unavailable: {why}", file=sys.stderr)
+    ok = 0
+    for path in inputs:
+        try:
+            report = analyze_path(path, analyzer, settings, video_options).to_dict()
+        except Exception as exc:  # one bad file never stops the batch
+            logging.getLogger(__name__).debug("analysis failed", exc_info=True)
+            report = {"path": str(path), "kind": "unknown", "error": f"internal error: {exc}".splitlines()[0]}
+        ok += report.get("error") is None
+        if args.json:
+            print(json.dumps(report, default=str), flush=True)
+        else:
+            _print_human(report)
+    return 0 if ok else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from analysis.analyzer import get_analyzer
+    info = get_analyzer(args.models_dir).model_info()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    for m in info:
+        status = "loaded, checksum verified" if m["loaded"] else f"NOT LOADED: {m['error']}"
+        size = m.get("input_size", m["default_input_size"])
+        print(f"{m['name']:<16} {m['architecture']:<34} {size:>4}px  {status}")
+        if m["loaded"]:
+            man = m["manifest"]
+            metrics = man.get("metrics") or {}
+            shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+            print(f"{'':16} weights {m['weights']}  sha256 {m['checksum'][:12]}…  T={man.get('temperature')}")
+            if shown:
+                print(f"{'':16} " + "  ".join(f"{k}={v:.3f}" for k, v in sorted(shown.items())))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cli.py", description="Is this face real? Deepfake detection CLI.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="analyse images and videos (files or folders)")
+    a.add_argument("paths", nargs="+")
+    a.add_argument("--json", action="store_true", help="JSON Lines: one report per line")
+    add_analysis_options(a)
+    a.set_defaults(func=cmd_analyze)
+
+    m = sub.add_parser("models", help="list the detectors and their weights")
+    m.add_argument("--models-dir", default=None)
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    for module in ("api.cli", "scan.cli"):
+        try:
+            __import__(module, fromlist=["add_subcommand"]).add_subcommand(sub)
+        except ImportError as exc:  # an optional part that is not installed must not break the rest
+            logging.getLogger(__name__).debug("%s unavailable: %s", module, exc)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:
+        warnings.filterwarnings("ignore")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random-weight artifacts written through the real save path, an analyzer on them,
+a real face photograph, and the shared data folder (skipped cleanly when absent)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
+TINY_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    import torch
+
+    from detectors.artifacts import save_artifact
+    from detectors.registry import build_model, detector_names, model_kwargs_for
+
+    out = tmp_path_factory.mktemp("tiny_models")
+    torch.manual_seed(0)
+    for name in detector_names():
+        kwargs = model_kwargs_for(name, TINY_SIZE)
+        model = build_model(name, pretrained=False, **kwargs)
+        save_artifact(model, name, out, input_size=TINY_SIZE, model_kwargs=kwargs, temperature=1.5,
+                      threshold=0.5, training={"data": "random initialisation (tests)"},
+                      metrics={"val_auc": 0.5 + 0.05 * (len(name) % 5)}, run_id="test")
+    return out
+
+
+@pytest.fixture(scope="session")
+def analyzer(tiny_models_dir):
+    from analysis.analyzer import Analyzer
+    return Analyzer(tiny_models_dir)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present (only on the developers' machines)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def astronaut_rgb() -> np.ndarray:
+    from skimage import data
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def face_photo(tmp_path_factory, astronaut_rgb) -> Path:
+    from PIL import Image
+    path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
+    Image.fromarray(astronaut_rgb).save(path, quality=92)
+    return path
