@@ -20,7 +20,7 @@ from .ensemble import STRATEGIES, combine, verdict_for
 from .errors import MediaError
 from .faces import Face, FaceFinder, square_crop
 from .media import LoadedImage, load_image
-from .quality import assess_quality, estimate_jpeg_quality
+from .quality import assess_quality
 from .report import FaceResult, ImageReport
 from .settings import AnalysisSettings
 
@@ -139,7 +139,7 @@ class Analyzer:
             elif not faces:
                 report.message = "no face found"
 
-            report.quality = assess_quality(image.rgb, faces, self._jpeg_quality(source, image))
+            report.quality = assess_quality(image.rgb, faces, image.jpeg_quality)
             if not names:
                 report.error = "no detector available: " + "; ".join(
                     f"{n}: {why}" for n, why in report.models_missing.items())
@@ -171,16 +171,6 @@ class Analyzer:
         h, w = image.rgb.shape[:2]
         box = (0.0, 0.0, float(w), float(h))
         return Face(box=box, score=0.0, landmarks=None, crop=square_crop(image.rgb, box, 0.0))
-
-    @staticmethod
-    def _jpeg_quality(source: str | Path | bytes, image: LoadedImage) -> int | None:
-        if (image.format or "").upper() not in ("JPEG", "MPO"):
-            return None
-        try:
-            data = source if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-            return estimate_jpeg_quality(bytes(data))
-        except (OSError, ValueError):
-            return None
 
     # ---- what the Models page, `cli.py models` and GET /v1/models show ----------------------
     def model_info(self) -> list[dict[str, Any]]:

@@ -117,6 +117,8 @@ def _read_head(source: Source, n: int = SNIFF_BYTES) -> bytes:
     try:
         with open(path, "rb") as fh:
             return fh.read(n)
+    except PermissionError as exc:
+        raise MediaError(f"cannot read {path}: permission denied") from exc
     except OSError as exc:
         raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
@@ -160,7 +162,7 @@ def _checked_path(source: str | Path) -> Path:
 
 def _read_all(source: Source) -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return bytes(source), "the uploaded data"
+        return bytes(source), "The file"
     path = _checked_path(source)
     try:
         return path.read_bytes(), path.name
@@ -298,6 +300,10 @@ def load_image(source: Source, max_pixels: int = 100_000_000) -> LoadedImage:
     `max_pixels` are refused from their header, before decoding. Pillow's own bomb guard
     (2 x Image.MAX_IMAGE_PIXELS) still applies above that and is reported the same way.
     """
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        head = _read_head(source)  # a video path is refused before the whole file is read
+        if sniff_kind(head) == "video":
+            raise _not_an_image(head, Path(source).name)
     data, name = _read_all(source)
     if not data:
         raise MediaError(f"{name} is empty (0 bytes)")
@@ -324,11 +330,14 @@ def load_image(source: Source, max_pixels: int = 100_000_000) -> LoadedImage:
         if width * height > max_pixels:
             raise MediaError(f"{name} is too large: {width}x{height} pixels, more than the limit of "
                              f"{max_pixels:,} (possible decompression bomb)")
-        frames = getattr(im, "n_frames", 1)
+        try:
+            frames = int(getattr(im, "n_frames", 1))
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise MediaError(f"{name} is a corrupt or truncated image ({_reason(exc)})") from exc
         if frames > 1:
             notes.append(f"animated or multi-frame image ({frames} frames): the first frame is analysed")
             im.seek(0)
-        jpeg_quality = estimate_jpeg_quality(im) if fmt == "JPEG" else None
+        jpeg_quality = estimate_jpeg_quality(im) if fmt in ("JPEG", "MPO") else None
         try:
             im.load()  # the full decode: truncated or corrupt data fails here, not later
         except Image.DecompressionBombError as exc:

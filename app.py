@@ -1,0 +1,22 @@
+"""Deepfake check dashboard: `streamlit run app.py`. Layout only; the analysis lives in analysis/, video/, detectors/."""
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parent)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="Deepfake check", page_icon="🔎", layout="wide")
+
+from ui.home import render_home  # noqa: E402
+
+navigation = st.navigation([
+    st.Page(render_home, title="Overview", icon="🔎", default=True),
+    st.Page("pages/1_Image.py", title="Image check", icon="🖼️"),
+    st.Page("pages/2_Video.py", title="Video check", icon="🎬"),
+    st.Page("pages/3_Feature_maps.py", title="Feature maps", icon="🧠"),
+    st.Page("pages/4_Models.py", title="Models", icon="📋"),
+])
+navigation.run()

@@ -1,0 +1,376 @@
+"""Trained detectors on disk, and loaded detectors ready for inference.
+
+An artifact is a folder `<models_dir>/<name>/` holding
+  * `model.safetensors` - the state dict in float16 (integer buffers keep their dtype); never a pickle;
+  * `manifest.json`     - a Manifest: what to build (architecture, kwargs, input size, normalisation), the
+                          calibration (temperature, threshold), the weights' sha256, and where they came from.
+Loading checks the manifest, the checksum and the architecture, rebuilds the model with build_model and loads the
+weights with strict=True, upcast to float32. Every refusal is an ArtifactError with a one-line message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
+from torch import nn
+
+from detectors.preprocess import to_tensor_batch
+from detectors.registry import DetectorSpec, build_model, detector_names, get_spec, model_kwargs_for
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+WEIGHTS_DTYPE = "float16"
+DEFAULT_MODELS_DIR = "converted_models"
+
+
+class ArtifactError(Exception):
+    """An artifact cannot be written or loaded; the message is one line, shown to users as it is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+@dataclass
+class Manifest:
+    format_version: int
+    name: str
+    architecture: str
+    model_kwargs: dict[str, Any]
+    input_size: int
+    mean: list[float]
+    std: list[float]
+    temperature: float
+    threshold: float
+    weights_file: str
+    sha256: str
+    dtype: str
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "manifest") -> "Manifest":
+        """Validate types and ranges; unknown keys (from newer writers of the same format) are ignored."""
+        if not isinstance(data, dict):
+            raise ArtifactError(f"{where} is not a JSON object")
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name not in _OPTIONAL]
+        if missing:
+            raise ArtifactError(f"{where} lacks {', '.join(missing)}")
+        version = data["format_version"]
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
+            raise ArtifactError(f"{where} has format_version {version!r}; this program reads up to {FORMAT_VERSION}")
+        expected = {"name": str, "architecture": str, "model_kwargs": dict, "weights_file": str, "sha256": str,
+                    "dtype": str, "training": dict, "metrics": dict, "created": str, "run_id": str}
+        for key, kind in expected.items():
+            if key in data and not isinstance(data[key], kind):
+                raise ArtifactError(f"{where}: {key} must be a {kind.__name__}, not {type(data[key]).__name__}")
+        size = data["input_size"]
+        if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 4096:
+            raise ArtifactError(f"{where}: input_size must be an integer from 16 to 4096, not {size!r}")
+        for key in ("mean", "std"):
+            value = data[key]
+            if (not isinstance(value, list) or len(value) != 3
+                    or not all(_is_number(v) and math.isfinite(v) for v in value)):
+                raise ArtifactError(f"{where}: {key} must be a list of 3 numbers, not {value!r}")
+        if not all(v > 0 for v in data["std"]):
+            raise ArtifactError(f"{where}: std must be positive, not {data['std']!r}")
+        temperature, threshold = data["temperature"], data["threshold"]
+        if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
+            raise ArtifactError(f"{where}: temperature must be a positive number, not {temperature!r}")
+        if not _is_number(threshold) or not 0.0 <= threshold <= 1.0:
+            raise ArtifactError(f"{where}: threshold must be a number from 0 to 1, not {threshold!r}")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["mean"] = [float(v) for v in values["mean"]]
+        values["std"] = [float(v) for v in values["std"]]
+        values["temperature"], values["threshold"] = float(temperature), float(threshold)
+        return cls(**values)
+
+
+_OPTIONAL = {"training", "metrics", "created", "run_id"}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy scalars/arrays, tuples and paths into JSON types; refuse anything else unknown."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ArtifactError(f"cannot store a {type(value).__name__} in manifest.json: {value!r}"[:200])
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _half_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    state = {}
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().to("cpu")
+        if tensor.is_floating_point():
+            tensor = tensor.to(torch.float16)
+            if not torch.isfinite(tensor).all():
+                raise ArtifactError(f"weight {key} is not finite in float16 (overflow or NaN in training)")
+        state[key] = tensor.contiguous()
+    return state
+
+
+def _shape_problems(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str | None:
+    """One line describing missing / unexpected / mis-shaped keys, or None when `state` fits `expected`."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
+              for k in expected if k in state and state[k].shape != expected[k].shape]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("mismatched shapes", shapes)):
+        if items:
+            more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+            parts.append(f"{len(items)} {label}: {', '.join(items[:3])}{more}")
+    return "; ".join(parts) or None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)   # mkstemp makes 0600; the web / batch workers may run as other users
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_size: int | None = None,
+                  model_kwargs: dict[str, Any] | None = None, temperature: float = 1.0, threshold: float = 0.5,
+                  training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                  run_id: str | None = None) -> Path:
+    """Write `<out_dir>/<name>/model.safetensors` (float16) and `manifest.json`; return the folder.
+
+    input_size / model_kwargs default to what build_model recorded on the model, then to the spec's defaults.
+    The weights are checked against a model rebuilt from the manifest before anything is written, so a saved
+    artifact always loads.
+    """
+    spec = get_spec(name)
+    if input_size is None:
+        input_size = getattr(model, "detector_input_size", None) or spec.input_size
+    if model_kwargs is None:
+        model_kwargs = getattr(model, "detector_kwargs", None)
+        if model_kwargs is None:
+            model_kwargs = model_kwargs_for(name, input_size)
+    model_kwargs = _jsonable(dict(model_kwargs))
+    state = _half_state_dict(model)
+    with torch.device("meta"):   # shapes only: no memory, no initialisation cost
+        reference = build_model(name, pretrained=False, **model_kwargs).state_dict()
+    problem = _shape_problems(state, reference)
+    if problem:
+        raise ArtifactError(f"{name}: the model does not match {spec.architecture} built with {model_kwargs}: {problem}")
+    run_id = run_id or (training or {}).get("run_id") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    data = safetensors_save(state, metadata={"name": name, "architecture": spec.architecture})
+    manifest = Manifest(
+        format_version=FORMAT_VERSION, name=name, architecture=spec.architecture, model_kwargs=model_kwargs,
+        input_size=int(input_size), mean=[float(v) for v in spec.mean], std=[float(v) for v in spec.std],
+        temperature=float(temperature), threshold=float(threshold), weights_file=WEIGHTS_FILE,
+        sha256=sha256_bytes(data), dtype=WEIGHTS_DTYPE, training=_jsonable(dict(training or {})),
+        metrics=_jsonable(dict(metrics or {})), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        run_id=str(run_id))
+    Manifest.from_dict(manifest.to_dict(), where=f"{name} manifest")   # same checks as loading
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / WEIGHTS_FILE, data)
+    _atomic_write(folder / MANIFEST_FILE, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
+    return folder
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not folder.is_dir():
+        raise ArtifactError(f"no artifact folder at {folder}")
+    if not path.is_file():
+        raise ArtifactError(f"{folder} has no {MANIFEST_FILE}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON: {exc}") from None
+    return Manifest.from_dict(data, where=str(path))
+
+
+def _read_weights(folder: Path, manifest: Manifest) -> dict[str, torch.Tensor]:
+    name = manifest.weights_file
+    if Path(name).name != name or name in ("", ".", ".."):
+        raise ArtifactError(f"{folder}: weights_file must be a file name inside the folder, not {name!r}")
+    if not name.endswith(".safetensors"):
+        raise ArtifactError(f"{folder}: weights_file {name!r} is not a .safetensors file; only safetensors "
+                            "weights are loaded (pickles can run code)")
+    path = folder / name
+    if not path.is_file():
+        raise ArtifactError(f"{folder} has no weights file {name}")
+    data = path.read_bytes()   # hash and parse the same bytes
+    digest = sha256_bytes(data)
+    if digest != manifest.sha256.lower():
+        raise ArtifactError(f"checksum mismatch for {path}: sha256 {digest[:12]}..., manifest says "
+                            f"{manifest.sha256[:12]}...; the file is corrupt or was replaced")
+    try:
+        return safetensors_load(data)
+    except Exception as exc:   # SafetensorError or a header that is not JSON
+        kind = " (it looks like a pickle)" if data[:1] == b"\x80" or data[:2] == b"PK" else ""
+        raise ArtifactError(f"{path} is not a valid safetensors file{kind}: {str(exc).splitlines()[0][:120]}") \
+            from None
+
+
+@dataclass
+class LoadedDetector:
+    """A detector ready for inference: the model is in eval mode, float32, on the CPU. Inference is read-only, so
+    one instance can serve several threads."""
+
+    name: str
+    spec: DetectorSpec
+    manifest: Manifest
+    model: nn.Module
+    folder: Path
+
+    @property
+    def input_size(self) -> int:
+        return self.manifest.input_size
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return tuple(self.manifest.mean)
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return tuple(self.manifest.std)
+
+    @property
+    def temperature(self) -> float:
+        return self.manifest.temperature
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the weights file (verified at load time)."""
+        return self.manifest.sha256
+
+    def preprocess(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
+        """HxWx3 uint8 RGB crops -> (N, 3, S, S) normalised float32 tensor at the artifact's input size."""
+        return to_tensor_batch(crops, self.input_size, self.manifest.mean, self.manifest.std)
+
+    def logits(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        """Raw "fake" logits, shape (N,), float32."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        out = np.empty(len(crops), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(crops), batch_size):
+                batch = self.preprocess(crops[start:start + batch_size])
+                out[start:start + len(batch)] = self.model(batch).reshape(-1).float().numpy()
+        return out
+
+    def calibrate(self, logits: np.ndarray | Iterable[float]) -> np.ndarray:
+        """Temperature-scaled probabilities of "fake": sigmoid(logit / T)."""
+        z = np.asarray(logits, dtype=np.float64) / self.manifest.temperature
+        return 0.5 * (1.0 + np.tanh(0.5 * z))   # sigmoid without overflow
+
+    def predict(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
+        return self.calibrate(self.logits(crops, batch_size=batch_size))
+
+
+def load_artifact(folder: str | Path, expected_name: str | None = None) -> LoadedDetector:
+    """Load and verify the artifact in `folder`; raise ArtifactError (one line) if anything is wrong."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if expected_name is not None and manifest.name != expected_name:
+        raise ArtifactError(f"{folder} holds detector {manifest.name!r}, expected {expected_name!r}")
+    try:
+        spec = get_spec(manifest.name)
+    except KeyError as exc:
+        raise ArtifactError(f"{folder}: {exc.args[0]}") from None
+    if manifest.architecture != spec.architecture:
+        raise ArtifactError(f"{folder}: architecture {manifest.architecture!r} does not match the registry's "
+                            f"{spec.architecture!r} for {manifest.name}; re-convert it with this version")
+    if manifest.dtype != WEIGHTS_DTYPE:
+        raise ArtifactError(f"{folder}: weights dtype {manifest.dtype!r} is not supported (expected {WEIGHTS_DTYPE})")
+    state = _read_weights(folder, manifest)
+    try:
+        model = build_model(manifest.name, pretrained=False, **manifest.model_kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{folder}: cannot build {manifest.name} with model_kwargs {manifest.model_kwargs}: "
+                            f"{str(exc).splitlines()[0]}") from None
+    problem = _shape_problems(state, model.state_dict())
+    if problem:
+        raise ArtifactError(f"{folder}: weights do not fit {spec.architecture}: {problem}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    model.float().eval()
+    model.detector_input_size = manifest.input_size   # size-agnostic CNNs record no size in their kwargs
+    return LoadedDetector(name=manifest.name, spec=spec, manifest=manifest, model=model, folder=folder)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def load_detectors(models_dir: str | Path = DEFAULT_MODELS_DIR,
+                   names: Iterable[str] | None = None) -> tuple[dict[str, LoadedDetector], dict[str, str]]:
+    """Load every registered detector (or `names`) from `<models_dir>/<name>/`.
+
+    Returns (loaded, missing): name -> LoadedDetector, and name -> one-line reason for each one that did not load.
+    A failing detector never stops the others.
+    """
+    models_dir = Path(models_dir)
+    loaded: dict[str, LoadedDetector] = {}
+    missing: dict[str, str] = {}
+    for name in (detector_names() if names is None else list(dict.fromkeys(names))):
+        folder = models_dir / name
+        try:
+            get_spec(name)
+        except KeyError as exc:
+            missing[name] = str(exc.args[0])
+            continue
+        if not folder.exists():
+            missing[name] = (f"no artifact at {_display(folder)}; train one with train/train_{name}.py "
+                             "and train/convert.py")
+            continue
+        try:
+            loaded[name] = load_artifact(folder, expected_name=name)
+        except ArtifactError as exc:
+            missing[name] = str(exc)
+        except Exception as exc:   # a broken artifact must not take the others down
+            missing[name] = " ".join(f"{name}: cannot load {folder}: {type(exc).__name__}: {exc}".split())[:300]
+    return loaded, missing

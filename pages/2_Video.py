@@ -1,0 +1,89 @@
+"""Video check: sample frames, follow faces, see the score over time and frame by frame."""
+import sys
+from pathlib import Path
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import streamlit as st  # noqa: E402
+
+from ui.components import caveats  # noqa: E402
+from ui.page import page_setup  # noqa: E402
+from ui.runner import CROP_SIDE, VIDEO_THUMB_SIDE, analyze_video_input  # noqa: E402
+from ui.state import VIDEO_VIEW, probed  # noqa: E402
+from ui.uploads import MediaInput  # noqa: E402
+from ui.video_view import FRAME_KEY, render_video_view  # noqa: E402
+from video.sampling import VideoOptions  # noqa: E402
+
+VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
+PATH_KEY = "video_path"     # a server-side file to analyse (tests, scripted checks)
+MAX_FRAMES = 300
+
+analyzer, settings = page_setup(
+    "Video check", "Upload a clip. A set of frames is analysed; faces are followed from frame to frame, and each "
+    "person gets a verdict.", "🎬")
+
+upload = st.file_uploader("Video to check", type=VIDEO_TYPES, key="video_upload",
+                          help="MP4, MOV, AVI, MKV or WebM. The file is deleted as soon as it is analysed.")
+item = MediaInput.from_upload(upload) if upload is not None else (
+    MediaInput.from_path(st.session_state[PATH_KEY]) if st.session_state.get(PATH_KEY) else None)
+meta = probed(item) if item is not None else None
+duration = float(meta["duration"]) if meta and meta.get("duration") else None
+if item is not None and meta:
+    st.caption(f"**{item.name}**: {duration or 0:.1f} s · {meta['width']}×{meta['height']} px · "
+               f"{meta['fps']:.1f} fps · {meta['frame_count']} frames")
+elif item is not None:
+    st.warning(f"{item.name} does not look like a video this tool can read; the analysis will say why.")
+
+with st.container(border=True):
+    st.markdown("**Which frames to analyse**")
+    c1, c2 = st.columns([1, 2], gap="large")
+    mode = c1.radio("Choose frames by", ["count", "rate"], key="video_mode",
+                    format_func={"count": "A number of frames", "rate": "A sampling rate"}.get)
+    frames, rate = 32, None
+    if mode == "count":
+        frames = c2.slider("Frames, spread evenly over the video", 10, MAX_FRAMES, 32, key="video_frames",
+                           help="More frames: a steadier result, a longer wait.")
+    else:
+        rate = c2.number_input("Frames per second of video", min_value=0.1, max_value=30.0, value=2.0, step=0.5,
+                               key="video_rate", help=f"At most {MAX_FRAMES} frames are analysed in all.")
+    start = end = None
+    if st.checkbox("Only part of the video", key="video_part"):
+        if duration:
+            start, end = st.slider("Time range (seconds)", 0.0, round(duration, 1), (0.0, round(duration, 1)),
+                                   step=0.1, key=f"video_range_{duration:.1f}")
+        else:
+            r1, r2 = st.columns(2)
+            start = r1.number_input("From (seconds)", min_value=0.0, value=0.0, step=1.0, key="video_start")
+            end = r2.number_input("To (seconds, 0 = the end)", min_value=0.0, value=0.0, step=1.0, key="video_end")
+            end = end or None
+        start = start or None
+    if duration:
+        span = (end or duration) - (start or 0.0)
+        planned = min(MAX_FRAMES, max(1, round(span * rate)) if rate else frames, meta.get("frame_count") or MAX_FRAMES)
+        st.caption(f"About {planned} frames will be analysed.")
+    go = st.button("Analyse video", type="primary", key="video_go", icon="▶️",
+                   disabled=item is None or settings.detectors == [])
+
+if go and item is not None:
+    options = VideoOptions(frames=int(frames), rate=float(rate) if rate else None, start=start, end=end,
+                           max_frames=MAX_FRAMES, thumb_side=VIDEO_THUMB_SIDE, crop_side=CROP_SIDE)
+    bar = st.progress(0.0, text="Starting…")
+    st.caption("Changing a setting or pressing Stop (top right) cancels the analysis.")
+
+    def show_progress(value: float, stage: str) -> None:
+        bar.progress(min(1.0, max(0.0, value)), text=f"{stage[:1].upper()}{stage[1:]} · {value:.0%}")
+
+    st.session_state[VIDEO_VIEW] = analyze_video_input(analyzer, item, settings, options, progress=show_progress)
+    st.session_state[FRAME_KEY] = 0
+    bar.empty()
+
+view = st.session_state.get(VIDEO_VIEW)
+if view is not None:
+    if item is not None and not view.key.startswith(item.digest):
+        st.info(f"Showing the last analysis ({view.name}). Press **Analyse video** for {item.name}.")
+    render_video_view(view, settings.to_dict())
+else:
+    st.info("Upload a video, choose the frames, then press **Analyse video**.", icon="⬆️")
+    caveats()

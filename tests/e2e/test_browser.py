@@ -1,0 +1,185 @@
+"""End to end in a real browser: the Streamlit server as a subprocess, Debian's chromium driven by Playwright.
+
+Uploads a face photo and a short generated clip with a face, waits for the verdicts, scrubs the video's frame
+slider, opens the feature-map and model pages, and saves a screenshot of each step in tests/e2e/screenshots/
+(git-ignored) for a person to look at. Runs on tiny random models (the `tiny_models_dir` fixture): the verdicts
+are meaningless, the pages are real. Skips cleanly without chromium or Playwright.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(__file__).resolve().parent / "screenshots"
+CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+SLOW = 300_000   # ms: 2 shared CPU cores, torch imports and five models in one server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def face_clip(path: Path, frames: int = 24, fps: float = 8.0, width: int = 480, height: int = 360) -> Path:
+    """A short MP4: the astronaut's face (skimage) gliding over a plain gradient."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(data.astronaut()[20:220, 140:340], (150, 150), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write mp4v"
+    for i in range(frames):
+        ramp = np.linspace(90, 200, height, dtype=np.float32)[:, None].repeat(width, axis=1)
+        frame = np.repeat(ramp[:, :, None], 3, axis=2).astype(np.uint8)
+        x = 60 + int(220 * i / max(1, frames - 1))
+        frame[100:250, x:x + 150] = face
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tiny_models_dir, tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "DEEPFAKE_MODELS_DIR": str(tiny_models_dir), "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.port", str(port), "--server.address", "127.0.0.1",
+                                 "--browser.gatherUsageStats", "false"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read().strip() == b"ok":
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if os.environ.get("E2E_SHOW_LOG"):
+            print(log.read_text()[-5000:])
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(SLOW)
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+def _idle(page, settle_ms: int = 800) -> None:
+    """Wait until the script run triggered by the last action has finished."""
+    page.wait_for_timeout(settle_ms)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=SLOW)
+    page.wait_for_timeout(300)
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, "a traceback is shown on the page"
+
+
+def _shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _go(page, title: str) -> None:
+    page.get_by_role("link", name=title).first.click()
+    _idle(page)
+
+
+def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
+    page = browser_page
+    page.goto(server)
+    page.get_by_text("How to read a result").wait_for()
+    _idle(page)
+    _no_exception(page)
+    _shot(page, "01_home.png")
+
+    # Image: upload the astronaut, wait for her verdict.
+    _go(page, "Image check")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(face_photo))
+    page.locator(".verdict-badge").first.wait_for()
+    _idle(page)
+    _no_exception(page)
+    assert page.get_by_text("Verdict for this picture").count() == 1
+    assert page.get_by_text("1 face found").count() == 1
+    _shot(page, "02_image.png")
+
+    # Video: upload a generated clip, analyse it, scrub the frame slider.
+    clip = face_clip(tmp_path / "face_clip.mp4")
+    _go(page, "Video check")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
+    page.get_by_text("24 frames").first.wait_for()
+    _idle(page)
+    page.get_by_role("button", name="Analyse video").click()
+    page.get_by_text("Verdict for the video").wait_for()
+    _idle(page)
+    _no_exception(page)
+    assert page.get_by_text("People in the video").count() == 1
+    _shot(page, "03_video.png")
+    frame_caption = page.get_by_text("Frame 0 at 0.00 s")
+    assert frame_caption.count() == 1
+    thumb = page.locator('[data-testid="stSlider"] [role="slider"]').last
+    thumb.focus()
+    for _ in range(5):
+        thumb.press("ArrowRight")
+    _idle(page, 1500)
+    assert page.get_by_text("Frame 0 at 0.00 s").count() == 0, "the frame view did not follow the slider"
+    assert page.locator("img").count() > 3
+    _no_exception(page)
+    _shot(page, "04_video_frame.png")
+
+    # Feature maps: the astronaut from the Image page is picked; activations and five Grad-CAM heatmaps.
+    _go(page, "Feature maps")
+    page.get_by_text("Grad-CAM: where each detector looked").wait_for()
+    page.get_by_text("Red and yellow mark the regions").wait_for()
+    _idle(page)
+    _no_exception(page)
+    _shot(page, "05_feature_maps.png")
+
+    _go(page, "Models")
+    page.get_by_text("detectors loaded from").wait_for()
+    _no_exception(page)
+    _shot(page, "06_models.png")
+    assert all((SHOTS / n).stat().st_size > 10_000 for n in
+               ["01_home.png", "02_image.png", "03_video.png", "04_video_frame.png", "05_feature_maps.png",
+                "06_models.png"])

@@ -1,0 +1,89 @@
+"""Ensemble arithmetic: every strategy, the verdict band, agreement, calibration through the analyzer."""
+import math
+
+import pytest
+
+from analysis.ensemble import STRATEGIES, agreement, combine, verdict_for
+from analysis.settings import AnalysisSettings
+
+
+def logit(p):
+    return math.log(p / (1 - p))
+
+
+PROBS = {"a": 0.9, "b": 0.8, "c": 0.2}
+LOGITS = {k: logit(v) for k, v in PROBS.items()}
+
+
+def test_every_strategy_is_registered():
+    assert set(STRATEGIES) == {"mean_probability", "mean_logit", "weighted", "majority", "confidence_weighted"}
+
+
+def test_mean_probability():
+    r = combine(PROBS, LOGITS, AnalysisSettings(strategy="mean_probability"))
+    assert r.probability == pytest.approx((0.9 + 0.8 + 0.2) / 3)
+
+
+def test_mean_logit():
+    r = combine(PROBS, LOGITS, AnalysisSettings(strategy="mean_logit"))
+    z = (logit(0.9) + logit(0.8) + logit(0.2)) / 3
+    assert r.probability == pytest.approx(1 / (1 + math.exp(-z)))
+
+
+def test_weighted_follows_the_heavier_detector():
+    s = AnalysisSettings(strategy="weighted")
+    heavy_c = combine(PROBS, LOGITS, s, weights={"a": 0.01, "b": 0.01, "c": 10})
+    heavy_a = combine(PROBS, LOGITS, s, weights={"a": 10, "b": 0.01, "c": 0.01})
+    assert heavy_c.probability < 0.25 and heavy_a.probability > 0.85
+    equal = combine(PROBS, LOGITS, s, weights={"a": 1, "b": 1, "c": 1})
+    assert equal.probability == pytest.approx(combine(PROBS, LOGITS, AnalysisSettings(strategy="mean_logit")).probability)
+
+
+def test_settings_weights_override_manifest_weights():
+    s = AnalysisSettings(strategy="weighted", weights={"c": 100.0})
+    assert combine(PROBS, LOGITS, s, weights={"a": 1, "b": 1, "c": 1}).probability < 0.25
+
+
+def test_majority_is_the_share_of_fake_votes():
+    r = combine(PROBS, LOGITS, AnalysisSettings(strategy="majority"))
+    assert r.probability == pytest.approx(2 / 3)
+    assert r.verdict == "FAKE"
+    tie = combine({"a": 0.9, "b": 0.1}, {}, AnalysisSettings(strategy="majority"))
+    assert tie.probability == 0.5 and tie.verdict == "UNCERTAIN"
+
+
+def test_confidence_weighted_leans_on_the_sure_detector():
+    probs = {"sure": 0.99, "unsure1": 0.45, "unsure2": 0.45}
+    r = combine(probs, {}, AnalysisSettings(strategy="confidence_weighted"))
+    assert r.probability > sum(probs.values()) / 3
+
+
+def test_verdict_band():
+    assert verdict_for(0.75, 0.5, 0.1) == "FAKE"
+    assert verdict_for(0.55, 0.5, 0.1) == "UNCERTAIN"
+    assert verdict_for(0.45, 0.5, 0.1) == "UNCERTAIN"
+    assert verdict_for(0.2, 0.5, 0.1) == "REAL"
+    assert verdict_for(0.6, 0.5, 0.0) == "FAKE"
+    assert verdict_for(0.5, 0.5, 0.0) == "FAKE"
+    assert verdict_for(0.65, 0.7, 0.0) == "REAL"
+    assert verdict_for(None, 0.5, 0.1) is None
+
+
+def test_agreement():
+    assert agreement({"a": 0.9, "b": 0.9, "c": 0.9}, 0.5) == pytest.approx(1.0)
+    assert agreement({"a": 0.99, "b": 0.01}, 0.5) == pytest.approx(0.0, abs=0.02)
+    mixed = agreement({"a": 0.9, "b": 0.8, "c": 0.2}, 0.5)
+    assert 0.2 < mixed < 0.8
+    assert agreement({"a": 0.3}, 0.5) == 1.0
+
+
+def test_unknown_strategy_and_empty_input():
+    with pytest.raises(KeyError, match="unknown strategy"):
+        combine(PROBS, LOGITS, AnalysisSettings(strategy="nope"))
+    with pytest.raises(ValueError):
+        combine({}, {}, AnalysisSettings())
+
+
+def test_missing_logits_are_derived_from_probabilities():
+    r = combine(PROBS, {}, AnalysisSettings(strategy="mean_logit"))
+    assert r.probability == pytest.approx(combine(PROBS, LOGITS, AnalysisSettings(strategy="mean_logit")).probability)

@@ -1,0 +1,241 @@
+"""The whole video pipeline on generated clips with the tiny random-weight detectors."""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from analysis.ensemble import verdict_for
+from analysis.report import FaceResult
+from analysis.settings import AnalysisSettings
+from video import decode
+from video.aggregate import summarize
+from video.engine import analyze_video
+from video.report import VideoReport
+from video.sampling import VideoOptions
+
+from video_fixtures import (blank_frames, numbered_frames, truncate, two_faces_frames, write_clip,
+                            write_pyav_clip)
+
+N_FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def two_faces_clip(tmp_path_factory):
+    frames, _ = two_faces_frames(24)
+    return write_clip(tmp_path_factory.mktemp("clips") / "two_faces.mp4", frames, fps=12)
+
+
+@pytest.fixture(scope="module")
+def two_faces_report(two_faces_clip, analyzer):
+    calls = []
+    real = analyzer.score_crops
+
+    def spy(crops, names):
+        calls.append((len(crops), tuple(names)))
+        return real(crops, names)
+
+    analyzer.score_crops = spy
+    try:
+        report = analyze_video(two_faces_clip, analyzer, options=VideoOptions(frames=N_FRAMES, batch_frames=4))
+    finally:
+        del analyzer.score_crops
+    return report, calls
+
+
+def test_two_faces_give_two_tracks_with_their_own_verdicts(two_faces_report, analyzer):
+    report, _ = two_faces_report
+    assert report.error is None and report.message is None and report.complete
+    assert report.kind == "video" and len(report.frames) == N_FRAMES
+    assert [f.index for f in report.frames] == [0, 3, 7, 10, 13, 16, 20, 23]
+    assert [f.time for f in report.frames] == pytest.approx([i / 12 for i in (0, 3, 7, 10, 13, 16, 20, 23)], abs=1e-4)
+    assert all(len(f.faces) == 2 for f in report.frames)
+    assert len(report.tracks) == 2
+    top = next(t for t in report.tracks if report.frames[0].faces[[fc.track for fc in report.frames[0].faces]
+                                                                  .index(t.id)].box[1] < 180)
+    for frame in report.frames:               # the upper face always belongs to the same track
+        upper = min(frame.faces, key=lambda f: f.box[1])
+        assert upper.track == top.id
+    names = sorted(analyzer.detectors)
+    for track in report.tracks:
+        faces = [f for fr in report.frames for f in fr.faces if f.track == track.id]
+        assert track.frames == [fr.index for fr in report.frames]
+        assert sorted(track.models) == names
+        for n in names:
+            assert track.models[n] == pytest.approx(np.mean([f.models[n] for f in faces]), abs=1e-5)
+        expected = summarize([f.probability for f in faces], 0.5)
+        assert track.probability == pytest.approx(expected.probability, abs=1e-5)
+        assert track.fake_share == pytest.approx(expected.fake_share)
+        assert track.verdict == verdict_for(track.probability, 0.5, 0.1)
+    assert report.probability == pytest.approx(max(t.probability for t in report.tracks))
+    assert report.verdict == verdict_for(report.probability, 0.5, 0.1)
+    for frame in report.frames:
+        assert frame.probability == max(f.probability for f in frame.faces)
+
+
+def test_faces_are_image_report_faces_plus_track(two_faces_report, analyzer):
+    report, _ = two_faces_report
+    face = report.frames[0].faces[0]
+    assert isinstance(face, FaceResult)
+    entry = report.to_dict()["frames"][0]["faces"][0]
+    assert set(entry) == set(FaceResult.__dataclass_fields__) | {"track"}
+    assert set(entry["models"]) == set(analyzer.detectors) and all(0 <= p <= 1 for p in entry["models"].values())
+    assert face.size > 40 and len(face.landmarks) == 5
+
+
+def test_each_detector_scores_all_faces_of_a_batch_in_one_call(two_faces_report, analyzer):
+    _, calls = two_faces_report
+    # 8 frames in batches of 4, two faces each: 2 batches x 5 detectors, 8 crops per call
+    assert len(calls) == 2 * len(analyzer.detectors)
+    assert all(n == 8 and len(names) == 1 for n, names in calls)
+
+
+def test_to_dict_is_json_and_keeps_images_out(two_faces_report):
+    report, _ = two_faces_report
+    data = report.to_dict()
+    text = json.dumps(data)
+    assert '"thumbnail"' not in text and '"crop_jpeg"' not in text and '"thumb_scale"' not in text
+    assert data["kind"] == "video" and len(data["frames"]) == N_FRAMES and len(data["tracks"]) == 2
+    meta = data["metadata"]
+    assert (meta["width"], meta["height"], meta["fps"], meta["frame_count"]) == (480, 360, 12.0, 24)
+    assert meta["duration"] == pytest.approx(2.0) and meta["codec"] == "mpeg4" and meta["bitrate"] > 0
+    assert data["sha256"] and data["quality"]["width"] == 480
+    assert data["summary"]["frames_analysed"] == N_FRAMES and data["summary"]["tracks"] == 2
+    assert {"probe", "decode", "faces", "ensemble", "total"} <= set(data["timings"])
+    assert data["options"]["frames"] == N_FRAMES
+
+
+def test_thumbnails_and_crops_for_the_dashboard(two_faces_report):
+    report, _ = two_faces_report
+    frame = report.frames[2]
+    thumb = frame.thumbnail_rgb()
+    assert thumb.shape == (240, 320, 3) and frame.thumb_scale == pytest.approx(320 / 480)
+    box = frame.thumbnail_boxes()[0]
+    assert box == pytest.approx([v * 320 / 480 for v in frame.faces[0].box])
+    crop = frame.faces[0].crop_rgb()
+    assert crop.shape[0] == crop.shape[1] and crop.shape[0] <= 160
+    assert len(frame.thumbnail) < 40_000          # JPEG bytes, not frames, are kept
+
+
+def test_progress_is_monotonic_to_one_and_cancel_returns_partial(two_faces_clip, analyzer):
+    seen = []
+    cancel = threading.Event()
+
+    def progress(value, stage):
+        seen.append(value)
+        if stage.startswith("analysed"):
+            cancel.set()                      # cancel after the first batch
+
+    report = analyze_video(two_faces_clip, analyzer, options=VideoOptions(frames=N_FRAMES, batch_frames=2),
+                           progress=progress, cancel=cancel)
+    assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] == 1.0
+    assert report.cancelled and not report.complete and report.message.startswith("cancelled")
+    assert report.error is None and 2 <= len(report.frames) < N_FRAMES
+    assert all(len(f.faces) == 2 for f in report.frames)
+
+
+def test_progress_without_cancel_reaches_one(tmp_path, analyzer):
+    path = write_clip(tmp_path / "blank.mp4", blank_frames(12), fps=10)
+    seen = []
+    report = analyze_video(path, analyzer, options=VideoOptions(frames=6, batch_frames=2),
+                           progress=lambda v, s: seen.append((v, s)))
+    values = [v for v, _ in seen]
+    assert values == sorted(values) and values[-1] == 1.0 and len(values) >= 5
+    assert seen[-1][1] == "done" and not report.cancelled
+
+
+def test_no_face_in_any_frame(tmp_path, analyzer):
+    path = write_clip(tmp_path / "blank.mp4", blank_frames(12), fps=10)
+    report = analyze_video(path, analyzer, options=VideoOptions(frames=6))
+    assert report.error is None and report.message == "no face found in any of the 6 analysed frames"
+    assert len(report.frames) == 6 and all(not f.faces for f in report.frames)
+    assert report.tracks == [] and report.probability is None and report.verdict is None
+    json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "empty file"),
+    (b"just some text pretending to be a video\n" * 50, "not a readable video"),
+])
+def test_bad_files_give_an_error_report(tmp_path, analyzer, content, expected):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(content)
+    report = analyze_video(path, analyzer)
+    assert isinstance(report, VideoReport) and expected in report.error and "\n" not in report.error
+    assert report.frames == [] and report.probability is None and not report.complete
+    json.dumps(report.to_dict())
+
+
+def test_mp4_cut_in_half(two_faces_clip, tmp_path, analyzer):
+    report = analyze_video(truncate(two_faces_clip, tmp_path / "half.mp4"), analyzer)
+    assert "not a readable video" in report.error and report.frames == []
+
+
+def test_truncated_file_with_index_first_gives_partial_result(tmp_path, analyzer):
+    frames, _ = two_faces_frames(40)
+    path = write_pyav_clip(tmp_path / "fast.mp4", frames, faststart=True)
+    report = analyze_video(truncate(path, tmp_path / "half.mp4"), analyzer, options=VideoOptions(frames=4))
+    assert "truncated or damaged" in report.error and "of the 40 frames" in report.error
+    assert report.message.startswith("partial result") and not report.complete
+    assert len(report.frames) == 4 and report.frames[-1].index < 30
+    assert report.probability is not None and len(report.tracks) == 2
+
+
+def test_stream_breaking_halfway_keeps_the_frames_before(tmp_path, analyzer):
+    frames, _ = two_faces_frames(40)
+    path = write_pyav_clip(tmp_path / "fast.mp4", frames, faststart=True)
+    data = bytearray(path.read_bytes())
+    half = len(data) // 2
+    data[half:] = np.random.default_rng(1).integers(0, 255, len(data) - half, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    report = analyze_video(path, analyzer, options=VideoOptions(frames=10, batch_frames=3))
+    assert "broke at frame" in report.error and "\n" not in report.error
+    assert report.message.startswith("partial result:") and not report.complete
+    assert 2 <= len(report.frames) < 10
+    assert report.probability is not None and report.verdict is not None
+
+
+def test_zero_fps_metadata(tmp_path, analyzer, monkeypatch):
+    path = write_clip(tmp_path / "clip.avi", numbered_frames(30), fps=10, fourcc="MJPG")
+    real_open = decode._open_cv
+
+    class ZeroFps:
+        def __init__(self, cap):
+            self.cap = cap
+
+        def get(self, prop):
+            return 0.0 if prop == decode.cv2.CAP_PROP_FPS else self.cap.get(prop)
+
+        def __getattr__(self, name):
+            return getattr(self.cap, name)
+
+    monkeypatch.setattr(decode, "_open_cv", lambda p: ZeroFps(real_open(p)) if real_open(p) else None)
+    report = analyze_video(path, analyzer, options=VideoOptions(rate=2.0))
+    assert report.error is None and report.metadata["fps"] == 10.0 and report.metadata["fps_reported"] == 0.0
+    assert [f.index for f in report.frames] == [0, 5, 10, 15, 20, 25]
+    assert [f.time for f in report.frames] == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.5])
+
+
+def test_time_range_and_every(two_faces_clip, analyzer):
+    report = analyze_video(two_faces_clip, analyzer, options=VideoOptions(every=5, start=0.5, end=1.5,
+                                                                          keep_thumbnails=False))
+    assert [f.index for f in report.frames] == [6, 11, 16]
+    assert all(f.thumbnail is None and f.faces[0].crop_jpeg is None for f in report.frames)
+
+
+def test_unknown_detector_is_an_error_report(two_faces_clip, analyzer):
+    report = analyze_video(two_faces_clip, analyzer, AnalysisSettings(detectors=["nope"]))
+    assert "unknown detector" in report.error
+
+
+def test_invalid_options_raise(two_faces_clip, analyzer):
+    with pytest.raises(ValueError):
+        analyze_video(two_faces_clip, analyzer, options=VideoOptions(every=2, rate=3.0))
+
+
+def test_dispatch_routes_videos_here(two_faces_clip, analyzer):
+    from analysis.dispatch import analyze_path
+    report = analyze_path(two_faces_clip, analyzer, video_options=VideoOptions(frames=6))
+    assert isinstance(report, VideoReport) and len(report.frames) == 6 and len(report.tracks) == 2

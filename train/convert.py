@@ -1,0 +1,149 @@
+"""Checkpoint -> artifact: `converted_models/<name>/` (fp16 safetensors + manifest) via detectors.artifacts.
+
+    python -m train.convert --checkpoint runs/xception/<stamp>/best.pt --out converted_models [--name NAME]
+
+The checkpoint may come from a GPU (it is read with map_location="cpu"). The manifest carries the temperature
+fitted on validation, the metrics, the training data summary and the MLflow run id. The artifact is then loaded
+back through `load_artifact` and its logits on a random batch are compared with the checkpoint model's: exactly
+(1e-3) against the same weights rounded to fp16, loosely against the fp32 originals.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch
+
+log = logging.getLogger("train.convert")
+
+EXACT_TOL = 1e-3         # artifact vs the same model with fp16-rounded weights (both computed in fp32)
+FP16_ABS, FP16_REL = 0.05, 0.02   # artifact vs the fp32 checkpoint model
+
+
+class ConversionError(RuntimeError):
+    pass
+
+
+@dataclass
+class Check:
+    max_diff_fp16: float
+    max_diff_fp32: float
+    n: int
+
+
+def model_from_checkpoint(ckpt: dict) -> torch.nn.Module:
+    from detectors.registry import build_model
+    model = build_model(ckpt["name"], pretrained=False, **dict(ckpt["model_kwargs"]))
+    model.load_state_dict(ckpt["model"], strict=True)
+    return model.float().eval()
+
+
+def verify(model: torch.nn.Module, folder: Path, n: int = 4, seed: int = 0) -> Check:
+    """Logits of the loaded artifact against the checkpoint model on `n` random crops."""
+    from detectors.artifacts import load_artifact
+    from detectors.preprocess import to_tensor_batch
+
+    detector = load_artifact(folder)
+    rng = np.random.default_rng(seed)
+    size = detector.input_size
+    crops = [rng.integers(0, 256, (size + 17, size + 17, 3), dtype=np.uint8) for _ in range(n)]
+    got = detector.logits(crops).astype(np.float64)
+    x = to_tensor_batch(crops, size, detector.mean, detector.std)
+    rounded = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in list(rounded.parameters()) + list(rounded.buffers()):
+            if p.is_floating_point():
+                p.copy_(p.half().float())
+        want16 = rounded(x).reshape(-1).double().numpy()
+        want32 = model(x).reshape(-1).double().numpy()
+    d16, d32 = float(np.abs(got - want16).max()), float(np.abs(got - want32).max())
+    if d16 > EXACT_TOL * max(1.0, float(np.abs(want16).max())):
+        raise ConversionError(f"artifact logits differ from the fp16 checkpoint model by {d16:.2e}")
+    if d32 > FP16_ABS + FP16_REL * float(np.abs(want32).max()):
+        raise ConversionError(f"artifact logits differ from the fp32 checkpoint model by {d32:.2e}")
+    return Check(max_diff_fp16=d16, max_diff_fp32=d32, n=n)
+
+
+def convert(checkpoint: str | Path, out_dir: str | Path, name: str | None = None, *, threshold: float = 0.5,
+            tracking_uri: str | None = None, experiment: str | None = None, log_to_mlflow: bool = True) -> Path:
+    """Write the artifact and verify it; returns the artifact folder. Logs it to the checkpoint's MLflow run."""
+    from detectors.artifacts import save_artifact
+    from detectors.registry import get_spec
+    from train.engine import load_checkpoint
+    from train.metrics import clean_json
+
+    ckpt = load_checkpoint(checkpoint, map_location="cpu")
+    name = name or ckpt["name"]
+    try:
+        spec, trained = get_spec(name), get_spec(ckpt["name"])
+    except KeyError as exc:
+        raise ConversionError(str(exc.args[0])) from None
+    if spec.architecture != trained.architecture:
+        raise ConversionError(f"{checkpoint} holds a {ckpt['name']} ({trained.architecture}); "
+                              f"{name} is a {spec.architecture}")
+    model = model_from_checkpoint(ckpt)
+    training = dict(ckpt.get("training") or {})
+    training.update({"checkpoint": str(Path(checkpoint).resolve()), "epoch": int(ckpt.get("epoch", -1)) + 1,
+                     "run_id": ckpt.get("run_id") or ""})
+    folder = save_artifact(model, name, out_dir, input_size=int(ckpt["input_size"]),
+                           model_kwargs=dict(ckpt["model_kwargs"]), temperature=float(ckpt.get("temperature") or 1.0),
+                           threshold=threshold, training=clean_json(training),
+                           metrics=clean_json(dict(ckpt.get("metrics") or {})), run_id=ckpt.get("run_id") or None)
+    check = verify(model, folder)
+    log.info("artifact %s verified: max |logit diff| %.2e vs fp16 weights, %.2e vs fp32", folder,
+             check.max_diff_fp16, check.max_diff_fp32)
+    if log_to_mlflow and ckpt.get("run_id"):
+        from train.tracking import DEFAULT_EXPERIMENT, Tracker
+        tracker = Tracker(tracking_uri=tracking_uri, experiment=experiment or DEFAULT_EXPERIMENT)
+        if tracker.enabled:
+            try:
+                tracker.client.get_run(ckpt["run_id"])
+            except Exception:  # noqa: BLE001 - a checkpoint from another machine's store
+                log.info("run %s is not in %s: artifact not logged to MLflow", ckpt["run_id"], tracker.uri)
+            else:
+                tracker.run_id = ckpt["run_id"]
+                tracker.log_artifact(folder, f"artifact/{name}")
+                tracker.set_tags({"artifact": str(Path(folder).resolve())})
+    return Path(folder)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.convert", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="best.pt (or last.pt) of a training run")
+    p.add_argument("--out", default="converted_models", help="models folder; the artifact goes to OUT/NAME")
+    p.add_argument("--name", default=None, help="registered detector name (default: the checkpoint's)")
+    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold stored in the manifest")
+    p.add_argument("--tracking-uri", default=None)
+    p.add_argument("--experiment", default=None)
+    p.add_argument("--no-mlflow", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        folder = convert(args.checkpoint, args.out, args.name, threshold=args.threshold,
+                         tracking_uri=args.tracking_uri, experiment=args.experiment, log_to_mlflow=not args.no_mlflow)
+    except (ConversionError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - e.g. ArtifactError: one line for the user
+        print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"artifact: {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

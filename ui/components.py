@@ -1,0 +1,164 @@
+"""Reusable pieces of the pages: verdict badge, explanations, input quality, reproducibility, model notices."""
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Mapping
+
+import pandas as pd
+import streamlit as st
+
+from analysis.analyzer import Analyzer
+from visualization.overlays import FAKE, REAL, UNCERTAIN, verdict_color
+
+HEADLINES = {FAKE: "LIKELY FAKE", REAL: "LIKELY REAL", UNCERTAIN: "UNCERTAIN", None: "NOT SCORED"}
+EXPLANATIONS = {
+    FAKE: "The detectors found traces typical of generated or face-swapped faces. This is a statistical signal, "
+          "not proof: confirm it with other evidence (the source, the context, other copies).",
+    REAL: "The detectors found no strong traces of manipulation. This does not prove the media is authentic: "
+          "new manipulation methods, or ones they were not trained on, can escape them.",
+    UNCERTAIN: "The score lies close to the decision threshold, inside the uncertainty band. Draw no conclusion "
+               "from this result alone.",
+    None: "No face could be scored, so there is no verdict.",
+}
+CAVEATS = ("Automatic detectors make mistakes in both directions, and they are least reliable on small, blurry or "
+           "heavily compressed faces and on manipulation methods they have not seen. Use the result as one clue "
+           "among others, never as proof.")
+
+
+def agreement_words(agreement: float | None) -> str:
+    if agreement is None:
+        return "n/a"
+    if agreement >= 0.75:
+        return "strong"
+    if agreement >= 0.45:
+        return "partial"
+    return "weak"
+
+
+def verdict_badge(verdict: str | None, probability: float | None, agreement: float | None = None,
+                  subject: str = "Verdict", size: str = "large") -> None:
+    """A coloured verdict box: the headline, the ensemble's fake probability and how far the detectors agree."""
+    color = verdict_color(verdict)
+    headline = HEADLINES.get(verdict, str(verdict))
+    prob = "" if probability is None else f"{probability:.0%} probability of fake"
+    agree = "" if agreement is None else f"detectors agree: {agreement_words(agreement)} ({agreement:.2f})"
+    detail = " · ".join(x for x in (prob, agree) if x)
+    big = size == "large"
+    st.markdown(
+        f"""<div class="verdict-badge" data-verdict="{html.escape(str(verdict))}" style="background:{color};
+        color:white;border-radius:10px;padding:{'14px 20px' if big else '6px 12px'};margin:4px 0 10px 0;">
+        <div style="font-size:{'0.85rem' if big else '0.75rem'};opacity:0.9;text-transform:uppercase;
+        letter-spacing:0.06em;">{html.escape(subject)}</div>
+        <div style="font-size:{'2.1rem' if big else '1.25rem'};font-weight:800;line-height:1.15;">{headline}</div>
+        <div style="font-size:{'1.0rem' if big else '0.85rem'};opacity:0.95;">{html.escape(detail)}</div></div>""",
+        unsafe_allow_html=True,
+    )
+
+
+def explanation(verdict: str | None) -> None:
+    st.markdown(EXPLANATIONS.get(verdict, EXPLANATIONS[None]))
+
+
+def caveats() -> None:
+    st.caption("⚠️ " + CAVEATS)
+
+
+def legend() -> None:
+    """The colour key used by badges, boxes and charts."""
+    chips = "".join(
+        f'<span style="background:{verdict_color(v)};color:white;border-radius:6px;padding:2px 8px;'
+        f'margin-right:6px;font-size:0.85rem;font-weight:700;">{HEADLINES[v]}</span>' for v in (FAKE, UNCERTAIN, REAL))
+    st.markdown(chips, unsafe_allow_html=True)
+
+
+_QUALITY_LABELS = {
+    "smallest_face_px": ("Smallest face", "{:.0f} px"),
+    "median_face_px": ("Typical face", "{:.0f} px"),
+    "blur": ("Sharpness", "{:.0f}"),
+    "jpeg_quality": ("JPEG quality", "{:.0f}"),
+    "fps": ("Frame rate", "{:.1f} fps"),
+    "bitrate_kbps": ("Bitrate", "{:.0f} kbit/s"),
+    "brightness": ("Brightness", "{:.0f} / 255"),
+}
+
+
+def quality_panel(quality: Mapping[str, Any] | None) -> None:
+    """Input quality: a few numbers and every warning, in plain words."""
+    quality = dict(quality or {})
+    warnings = list(quality.get("warnings") or [])
+    title = "Input quality: within what the detectors were trained on" if not warnings else \
+        f"Input quality: {len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
+    with st.container(border=True):
+        st.markdown(f"**{title}**")
+        items: list[tuple[str, str]] = []
+        if quality.get("width") and quality.get("height"):
+            items.append(("Resolution", f"{quality['width']}×{quality['height']}"))
+        for key, (label, fmt) in _QUALITY_LABELS.items():
+            value = quality.get(key)
+            if isinstance(value, (int, float)):
+                items.append((label, fmt.format(value)))
+        if "jpeg_quality" in quality and quality.get("jpeg_quality") is None and "fps" not in quality:
+            items.append(("JPEG quality", "not a JPEG"))
+        if items:
+            cols = st.columns(min(len(items), 5))
+            for i, (label, value) in enumerate(items[:10]):
+                cols[i % len(cols)].metric(label, value)
+        for w in warnings:
+            st.warning(w, icon="⚠️")
+        if not warnings:
+            st.caption("Resolution, face size, sharpness and compression are all in the range the detectors know.")
+
+
+def reproducibility_panel(report: Any) -> None:
+    """What is needed to reproduce the result: input checksum, model checksums, settings, timings."""
+    with st.expander("Reproducibility: checksums, settings, timings"):
+        st.markdown(f"**Input SHA-256:** `{getattr(report, 'sha256', None) or 'n/a'}`")
+        checksums = getattr(report, "model_checksums", {}) or {}
+        if checksums:
+            st.markdown("**Detectors used** (manifest checksums)")
+            st.dataframe(pd.DataFrame({"detector": list(checksums), "checksum": list(checksums.values())}),
+                         hide_index=True)
+        missing = getattr(report, "models_missing", {}) or {}
+        if missing:
+            st.markdown("**Detectors not available:** " + "; ".join(f"{n} ({why})" for n, why in missing.items()))
+        timings = getattr(report, "timings", {}) or {}
+        if timings:
+            st.markdown("**Time per stage** (seconds)")
+            st.dataframe(pd.DataFrame({"stage": list(timings), "seconds": [round(float(v), 3) for v in timings.values()]}),
+                         hide_index=True)
+        st.markdown("**Settings**")
+        st.code(json.dumps(getattr(report, "settings", {}) or {}, indent=2, default=str), language="json")
+
+
+HOW_TO = """\
+python -m train.prepare --data DIR --out data_cache/NAME          # face crops, same face finder as the app
+python -m train.train_{name} --data data_cache/NAME/index.csv     # train, evaluate, calibrate
+python -m train.convert --checkpoint runs/{name}/<stamp>/best.pt --out {models_dir}"""
+
+
+def how_to_make(name: str, models_dir: Any) -> str:
+    """The commands that train and convert detector `name` into the models folder."""
+    return HOW_TO.format(name=name, models_dir=models_dir)
+
+
+def models_notice(analyzer: Analyzer, where: str = "page") -> None:
+    """Says which detectors are missing and how to make them; silent when all loaded."""
+    missing = dict(analyzer.load_errors)
+    if not missing:
+        return
+    folder = analyzer.models_dir
+    commands = "\n\n".join(f"# {n}\n" + how_to_make(n, folder) for n in missing)
+    if not analyzer.detectors:
+        st.error(f"No detector weights were found in `{folder}`, so nothing can be scored yet. "
+                 "Faces are still found and the input quality is still checked.", icon="🚫")
+    else:
+        st.warning(f"{len(missing)} of {len(missing) + len(analyzer.detectors)} detectors are not available: "
+                   f"{', '.join(missing)}. The verdict uses the others.", icon="⚠️")
+    with st.expander("Why, and how to add the missing detectors"):
+        for name, why in missing.items():
+            st.markdown(f"- **{name}**: {why}")
+        st.markdown(f"Train and convert them with the `train/` scripts (each writes `{folder}/<name>/` with "
+                    "`model.safetensors` and `manifest.json`), then restart the app:")
+        st.code(commands, language="bash")
+        st.caption("Set DEEPFAKE_MODELS_DIR to use another models folder.")

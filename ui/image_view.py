@@ -1,0 +1,117 @@
+"""How one analysed picture is shown: boxed faces, crops, per-detector charts, verdict, quality, downloads."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import streamlit as st
+
+from visualization.charts import model_probability_chart
+
+from .components import (HEADLINES, caveats, explanation, quality_panel, reproducibility_panel, verdict_badge)
+from .exports import report_json, reports_json
+from .runner import ImageView
+
+FACES_SHOWN = 4
+NO_FACE_HELP = ("The detectors only examine faces. Try a larger or sharper picture, lower the smallest face size in "
+                "the sidebar, or turn on \"score the whole picture\" for a close-up crop.")
+
+
+def short_id(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _decision(report) -> tuple[float, float]:
+    s = report.settings or {}
+    return float(s.get("threshold", 0.5)), float(s.get("band", 0.1))
+
+
+def render_summary(views: Sequence[ImageView]) -> None:
+    """One row per picture, most suspicious first (shown when several pictures were analysed)."""
+    rows = []
+    for v in views:
+        r = v.report
+        rows.append({"Picture": v.name, "Verdict": HEADLINES.get(r.verdict, "ERROR") if not r.error else "ERROR",
+                     "Fake probability": r.probability, "Faces": len(r.faces),
+                     "Notes": r.error or r.message or "; ".join((r.quality or {}).get("warnings", [])[:1]) or ""})
+    df = pd.DataFrame(rows).sort_values("Fake probability", ascending=False, na_position="last")
+    st.dataframe(df, hide_index=True, column_config={
+        "Fake probability": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
+        "Notes": st.column_config.TextColumn(width="large")})
+    st.download_button("Download all reports (JSON)", reports_json([v.report for v in views]),
+                       file_name="image-reports.json", mime="application/json", key="dl-all-images")
+
+
+def render_image_view(view: ImageView) -> None:
+    report = view.report
+    uid = short_id(view.key)
+    threshold, band = _decision(report)
+    with st.container(border=True):
+        st.subheader(f"📷 {view.name}")
+        if report.error:
+            st.error(f"**{view.name}** could not be analysed: {report.error}")
+            if report.quality:
+                quality_panel(report.quality)
+            return
+        faces = list(report.faces)
+        worst = max(faces, key=lambda f: -1 if f.probability is None else f.probability) if faces else None
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            if view.picture is not None:
+                st.image(view.picture, width="stretch",
+                         caption=f"{len(faces)} face{'s' if len(faces) != 1 else ''} found · "
+                                 f"{report.width}×{report.height} px · box colour = verdict of that face")
+        with right:
+            verdict_badge(report.verdict, report.probability, worst.agreement if worst else None,
+                          subject="Verdict for this picture")
+            explanation(report.verdict)
+            if report.message:
+                st.warning(f"{report.message[0].upper()}{report.message[1:]}. "
+                           + (NO_FACE_HELP if "no face" in report.message else ""))
+            if len(faces) > 1:
+                st.caption("The picture's verdict is that of its most suspicious face.")
+            if report.models_used:
+                st.caption(f"Detectors used: {', '.join(report.models_used)} · combined by "
+                           f"{report.settings.get('strategy', '?')} · threshold {threshold:.2f} ± {band:.2f}")
+        if faces:
+            st.markdown("##### Faces and what each detector says")
+            order = sorted(range(len(faces)), key=lambda i: -(faces[i].probability or 0.0))
+            for rank, i in enumerate(order):
+                if rank == FACES_SHOWN:
+                    more = st.expander(f"Show the other {len(faces) - FACES_SHOWN} faces")
+                target = more if rank >= FACES_SHOWN else st.container()
+                with target:
+                    _face_row(view, i, uid, threshold, band)
+        quality_panel(report.quality)
+        reproducibility_panel(report)
+        st.download_button("Download this report (JSON)", report_json(report),
+                           file_name=f"{Path(view.name).stem or 'image'}.report.json", mime="application/json",
+                           key=f"dl-{uid}")
+
+
+def _face_row(view: ImageView, i: int, uid: str, threshold: float, band: float) -> None:
+    face = view.report.faces[i]
+    c1, c2 = st.columns([1, 3], gap="medium")
+    with c1:
+        if i < len(view.crops):
+            st.image(view.crops[i], width=170, caption=f"Face {i + 1} · {face.size} px")
+        verdict_badge(face.verdict, face.probability, None, subject=f"Face {i + 1}", size="small")
+        if face.agreement is not None:
+            st.caption(f"Agreement between detectors: {face.agreement:.2f}")
+    with c2:
+        if face.models:
+            st.plotly_chart(model_probability_chart(face.models, face.probability, threshold, band),
+                            key=f"chart-{uid}-{i}", config={"displayModeBar": False})
+        else:
+            st.info("Not scored: no detector was available.")
+
+
+def render_image_views(views: Sequence[ImageView]) -> None:
+    if len(views) > 1:
+        st.markdown("### Overview")
+        render_summary(views)
+    for view in views:
+        render_image_view(view)
+    caveats()

@@ -1,0 +1,103 @@
+"""The Models page's body: every registered detector's manifest, and why a missing one did not load."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from analysis.analyzer import Analyzer
+
+from .components import how_to_make
+
+
+def _metric(manifest: dict, *keys: str) -> float | None:
+    metrics = manifest.get("metrics") or {}
+    for key in keys:
+        value = metrics.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def _summary_rows(info: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for entry in info:
+        m = entry.get("manifest") or {}
+        rows.append({
+            "Detector": entry["name"], "Loaded": "✅ yes" if entry["loaded"] else "❌ no",
+            "Architecture": entry["architecture"], "Family": entry["family"],
+            "Input size": f"{entry.get('input_size') or entry['default_input_size']} px",
+            "Held-out AUC": _metric(m, "test_auc", "val_auc", "auc"),
+            "Temperature": m.get("temperature"),
+            "Ensemble weight": entry.get("weight_in_ensemble"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _split_metrics(metrics: dict) -> tuple[pd.DataFrame, dict[str, dict]]:
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
+    nested = {k: v for k, v in metrics.items() if isinstance(v, dict)}
+    df = pd.DataFrame({"metric": list(scalars), "value": [v if not isinstance(v, float) else round(v, 4)
+                                                          for v in scalars.values()]})
+    return df, nested
+
+
+def render_models_page(analyzer: Analyzer) -> None:
+    info = analyzer.model_info()
+    loaded = sum(1 for e in info if e["loaded"])
+    st.markdown(f"**{loaded} of {len(info)} detectors loaded** from `{analyzer.models_dir}` "
+                "(set DEEPFAKE_MODELS_DIR to use another folder).")
+    st.dataframe(_summary_rows(info), hide_index=True, column_config={
+        "Held-out AUC": st.column_config.NumberColumn(format="%.3f",
+                                                      help="Area under the ROC curve on data held out from training "
+                                                           "(1.0 perfect, 0.5 chance)"),
+        "Temperature": st.column_config.NumberColumn(format="%.2f", help="Calibration: logits are divided by it"),
+        "Ensemble weight": st.column_config.NumberColumn(format="%.3f")})
+    for entry in info:
+        name = entry["name"]
+        icon = "✅" if entry["loaded"] else "❌"
+        with st.expander(f"{icon} {name} — {entry['architecture']}", expanded=not entry["loaded"]):
+            if not entry["loaded"]:
+                st.error(f"Not loaded: {entry.get('error') or 'unknown reason'}")
+                st.markdown("How to make it:")
+                st.code(how_to_make(name, analyzer.models_dir), language="bash")
+                st.caption(f"Registry default input size: {entry['default_input_size']} px · family: {entry['family']}")
+                continue
+            m = entry.get("manifest") or {}
+            c = st.columns(4)
+            c[0].metric("Input size", f"{entry['input_size']} px")
+            c[1].metric("Held-out AUC", "n/a" if _metric(m, "test_auc", "val_auc", "auc") is None
+                        else f"{_metric(m, 'test_auc', 'val_auc', 'auc'):.3f}")
+            c[2].metric("Calibration temperature", f"{m.get('temperature', 1.0):.2f}")
+            c[3].metric("Ensemble weight", f"{entry.get('weight_in_ensemble', 0):.3f}")
+            left, right = st.columns(2, gap="large")
+            with left:
+                st.markdown("**Training data**")
+                training = m.get("training") or {}
+                if training:
+                    st.json(training, expanded=False)
+                else:
+                    st.caption("Not recorded in the manifest.")
+                st.markdown("**Calibration**")
+                ece_b, ece_a = _metric(m, "test_ece_before", "val_ece_before"), _metric(m, "test_ece_after", "val_ece_after")
+                text = f"Temperature scaling, T = {m.get('temperature', 1.0):.3f}"
+                if ece_b is not None and ece_a is not None:
+                    text += f"; expected calibration error {ece_b:.3f} → {ece_a:.3f}"
+                st.markdown(text + f". Decision threshold in the manifest: {m.get('threshold', 0.5):.2f}.")
+            with right:
+                st.markdown("**Held-out metrics**")
+                df, nested = _split_metrics(m.get("metrics") or {})
+                if len(df):
+                    st.dataframe(df, hide_index=True)
+                else:
+                    st.caption("No metrics in the manifest.")
+                for key, value in nested.items():
+                    st.markdown(f"*{key}*")
+                    st.dataframe(pd.DataFrame({"group": list(value), "value": [json.dumps(v) if isinstance(v, (dict, list))
+                                                                                else v for v in value.values()]}),
+                                 hide_index=True)
+            st.caption(f"Weights: `{entry.get('weights')}` · SHA-256 `{entry.get('checksum')}` "
+                       f"(verified at load) · created {m.get('created') or '?'} · run {m.get('run_id') or '?'} · "
+                       f"normalisation mean {m.get('mean')} std {m.get('std')}")

@@ -1,0 +1,74 @@
+"""The settings sidebar: decision threshold, uncertainty band, ensemble strategy, detectors; kept across pages."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+from analysis.analyzer import Analyzer
+from analysis.ensemble import STRATEGIES
+from analysis.settings import AnalysisSettings
+
+STRATEGY_LABELS = {
+    "weighted": "Weighted by each detector's test accuracy (recommended)",
+    "mean_probability": "Plain average of probabilities",
+    "mean_logit": "Average of log-odds",
+    "majority": "Majority vote",
+    "confidence_weighted": "Average weighted by each detector's confidence",
+}
+DEFAULTS: dict[str, Any] = {"threshold": 0.5, "band": 0.1, "strategy": "weighted", "min_face_size": 40,
+                            "whole_image_fallback": False}
+_KEEP = "keep::"  # widget state is dropped when a page without the widget runs: keep a copy under this prefix
+
+
+def _kept(widget: Callable, label: str, key: str, default: Any, **kwargs: Any) -> Any:
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(_KEEP + key, default)
+    value = widget(label, key=key, **kwargs)
+    st.session_state[_KEEP + key] = value
+    return value
+
+
+def _reset(keys: list[str]) -> None:
+    for key in keys:
+        st.session_state.pop(key, None)
+        st.session_state.pop(_KEEP + key, None)
+
+
+def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
+    """Draws the sidebar and returns the settings every analysis of this page uses."""
+    sb = st.sidebar
+    with sb:
+        st.markdown("### Decision settings")
+        threshold = _kept(st.slider, "Decision threshold", "sb_threshold", DEFAULTS["threshold"],
+                          min_value=0.05, max_value=0.95, step=0.01,
+                          help="A face whose ensemble probability of being fake is at or above this is called FAKE.")
+        band = _kept(st.slider, "Uncertainty band (±)", "sb_band", DEFAULTS["band"], min_value=0.0, max_value=0.3,
+                     step=0.01, help="Scores closer than this to the threshold are called UNCERTAIN instead of "
+                                     "FAKE or REAL.")
+        strategies = [s for s in STRATEGY_LABELS if s in STRATEGIES] + [s for s in STRATEGIES if s not in STRATEGY_LABELS]
+        strategy = _kept(st.selectbox, "How detectors are combined", "sb_strategy", DEFAULTS["strategy"],
+                         options=strategies, format_func=lambda s: STRATEGY_LABELS.get(s, s))
+        loaded = list(analyzer.detectors)
+        if loaded:
+            chosen = _kept(st.multiselect, "Detectors taking part", "sb_detectors", loaded, options=loaded,
+                           help="Only detectors whose weights loaded are listed (see the Models page).")
+            # A detector that disappeared (other models folder) must not stay selected.
+            chosen = [n for n in chosen if n in loaded]
+            if not chosen:
+                st.warning("Select at least one detector.")
+        else:
+            chosen = []
+            st.error("No detector weights are loaded: see the Models page.")
+        with st.expander("Face detection"):
+            min_face = _kept(st.slider, "Smallest face to analyse (pixels)", "sb_min_face", DEFAULTS["min_face_size"],
+                             min_value=20, max_value=200, step=5)
+            fallback = _kept(st.checkbox, "No face found: score the whole picture", "sb_fallback",
+                             DEFAULTS["whole_image_fallback"],
+                             help="For close-up crops where the face detector finds nothing. Less reliable.")
+        st.button("Reset settings", on_click=_reset, key="sb_reset",
+                  args=(["sb_threshold", "sb_band", "sb_strategy", "sb_detectors", "sb_min_face", "sb_fallback"],))
+        st.caption(f"{len(loaded)} of {len(loaded) + len(analyzer.load_errors)} detectors loaded")
+    return AnalysisSettings(strategy=strategy, threshold=float(threshold), band=float(band),
+                            detectors=list(chosen) if loaded else None, min_face_size=int(min_face),
+                            whole_image_fallback=bool(fallback))
