@@ -64,9 +64,12 @@ def _fmt_p(p: float | None) -> str:
 
 def _print_human(report: dict[str, Any]) -> None:
     head = f"{report['path']}  [{report.get('kind')}]"
+    partial = report.get("frames") or report.get("faces")
     if report.get("error"):
         print(f"{head}\n  ERROR: {report['error']}")
-        return
+        if not partial:
+            return
+        head = "  partial result:"
     print(f"{head}\n  verdict: {report.get('verdict') or 'none'}  (fake probability {_fmt_p(report.get('probability'))})")
     if report.get("message"):
         print(f"  note: {report['message']}")
@@ -110,7 +113,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         except Exception as exc:  # one bad file never stops the batch
             logging.getLogger(__name__).debug("analysis failed", exc_info=True)
             report = {"path": str(path), "kind": "unknown", "error": f"internal error: {exc}".splitlines()[0]}
-        ok += report.get("error") is None
+        ok += report.get("error") is None or bool(report.get("frames") or report.get("faces"))
         if args.json:
             print(json.dumps(report, default=str), flush=True)
         else:

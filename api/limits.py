@@ -180,6 +180,8 @@ async def receive_upload(request: Request, folder: Path, max_bytes: int) -> Uplo
     if declared and declared.isdigit() and int(declared) > max_bytes + CHUNK_OVERHEAD:
         raise _too_large(max_bytes)
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype == b"application/x-www-form-urlencoded":
+        raise ApiError(400, "bad_request", "send the media as multipart/form-data field 'file', or as the raw body")
     path, fd = _new_private_file(folder)
     upload = Upload(path=path, filename="upload")
     try:

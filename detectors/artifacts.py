@@ -193,7 +193,8 @@ def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_siz
         reference = build_model(name, pretrained=False, **model_kwargs).state_dict()
     problem = _shape_problems(state, reference)
     if problem:
-        raise ArtifactError(f"{name}: the model does not match {spec.architecture} built with {model_kwargs}: {problem}")
+        raise ArtifactError(f"{name}: the model does not match {spec.architecture} built with {model_kwargs}: "
+                            f"{problem}")
     run_id = run_id or (training or {}).get("run_id") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     data = safetensors_save(state, metadata={"name": name, "architecture": spec.architecture})
     manifest = Manifest(

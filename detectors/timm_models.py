@@ -21,7 +21,8 @@ def _create(arch: str, pretrained: bool, **kwargs) -> nn.Module:
         if not pretrained:
             raise
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RuntimeError(f"cannot fetch ImageNet weights for {arch} from the timm hub (needs network): {first}") from exc
+        raise RuntimeError(f"cannot fetch ImageNet weights for {arch} from the timm hub (needs network): "
+                           f"{first}") from exc
 
 
 def build_xception(pretrained: bool = False, **kwargs) -> nn.Module:

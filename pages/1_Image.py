@@ -20,12 +20,12 @@ PATHS_KEY = "image_paths"   # server-side files to analyse (the sample photo; te
 
 analyzer, settings = page_setup(
     "Image check", "Upload one or more photos. Every face is found and scored by each detector; the scores are "
-    "combined into one verdict per face and per picture.", "🖼️")
+    "combined into one verdict per face and per picture.", ":material/image:")
 
 uploads = st.file_uploader("Photos to check", type=IMAGE_TYPES, accept_multiple_files=True, key="image_uploads",
                            help="JPEG, PNG, WebP, BMP, GIF, TIFF. Files are deleted as soon as they are analysed.")
 b1, b2, _ = st.columns([1, 1, 3])
-if b1.button("Try the sample photo", key="image_sample", icon="🧑‍🚀"):
+if b1.button("Try the sample photo", key="image_sample", icon=":material/person:"):
     st.session_state[PATHS_KEY] = [str(sample_photo())]
 if st.session_state.get(PATHS_KEY) and b2.button("Remove the sample", key="image_clear"):
     st.session_state[PATHS_KEY] = []
@@ -36,7 +36,7 @@ items += [MediaInput.from_path(p, name="sample photo (astronaut).png" if p == st
           for p in st.session_state.get(PATHS_KEY, [])]
 
 if not items:
-    st.info("Upload one or more photos to start, or try the sample photo.", icon="⬆️")
+    st.info("Upload one or more photos to start, or try the sample photo.", icon=":material/upload:")
     caveats()
 elif settings.detectors == []:
     st.warning("Select at least one detector in the sidebar to analyse pictures.")

@@ -22,7 +22,7 @@ MAX_FRAMES = 300
 
 analyzer, settings = page_setup(
     "Video check", "Upload a clip. A set of frames is analysed; faces are followed from frame to frame, and each "
-    "person gets a verdict.", "🎬")
+    "person gets a verdict.", ":material/movie:")
 
 upload = st.file_uploader("Video to check", type=VIDEO_TYPES, key="video_upload",
                           help="MP4, MOV, AVI, MKV or WebM. The file is deleted as soon as it is analysed.")
@@ -63,14 +63,15 @@ with st.container(border=True):
         span = (end or duration) - (start or 0.0)
         planned = min(MAX_FRAMES, max(1, round(span * rate)) if rate else frames, meta.get("frame_count") or MAX_FRAMES)
         st.caption(f"About {planned} frames will be analysed.")
-    go = st.button("Analyse video", type="primary", key="video_go", icon="▶️",
+    go = st.button("Analyse video", type="primary", key="video_go", icon=":material/play_arrow:",
                    disabled=item is None or settings.detectors == [])
 
 if go and item is not None:
     options = VideoOptions(frames=int(frames), rate=float(rate) if rate else None, start=start, end=end,
                            max_frames=MAX_FRAMES, thumb_side=VIDEO_THUMB_SIDE, crop_side=CROP_SIDE)
     bar = st.progress(0.0, text="Starting…")
-    st.caption("Changing a setting or pressing Stop (top right) cancels the analysis.")
+    note = st.empty()
+    note.caption("Changing a setting or pressing Stop (top right) cancels the analysis.")
 
     def show_progress(value: float, stage: str) -> None:
         bar.progress(min(1.0, max(0.0, value)), text=f"{stage[:1].upper()}{stage[1:]} · {value:.0%}")
@@ -78,6 +79,7 @@ if go and item is not None:
     st.session_state[VIDEO_VIEW] = analyze_video_input(analyzer, item, settings, options, progress=show_progress)
     st.session_state[FRAME_KEY] = 0
     bar.empty()
+    note.empty()
 
 view = st.session_state.get(VIDEO_VIEW)
 if view is not None:
@@ -85,5 +87,5 @@ if view is not None:
         st.info(f"Showing the last analysis ({view.name}). Press **Analyse video** for {item.name}.")
     render_video_view(view, settings.to_dict())
 else:
-    st.info("Upload a video, choose the frames, then press **Analyse video**.", icon="⬆️")
+    st.info("Upload a video, choose the frames, then press **Analyse video**.", icon=":material/upload:")
     caveats()

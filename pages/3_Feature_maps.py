@@ -11,5 +11,5 @@ from ui.page import page_setup  # noqa: E402
 
 analyzer, settings = page_setup(
     "Feature maps", "Look inside the detectors: the patterns their layers pick up on a face, and the regions that "
-    "drove each detector's score.", "🧠")
+    "drove each detector's score.", ":material/psychology:")
 render_feature_page(analyzer, settings)

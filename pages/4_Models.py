@@ -11,5 +11,5 @@ from ui.page import page_setup  # noqa: E402
 
 analyzer, _ = page_setup(
     "Models", "The five detectors: what they are, what they were trained on, how well they did on data they "
-    "never saw, and whether their weights loaded.", "📋")
+    "never saw, and whether their weights loaded.", ":material/fact_check:")
 render_models_page(analyzer)

@@ -117,9 +117,9 @@ def run_scan(source: str | Path, out: str | Path, options: ScanOptions | None = 
             fh.flush()  # line by line: a killed run loses at most the line being written
             run.append({"verdict": record.get("verdict"), "error": record.get("error")})
             done[record["path"]] = record
-            bar.update(1)
             c = count(run)
             bar.set_postfix(fake=c["FAKE"], real=c["REAL"], unc=c["UNCERTAIN"], err=c["errors"], refresh=False)
+            bar.update(1)
     return ScanSummary(out=str(out), total=len(items), skipped=len(items) - len(todo), analysed=len(run),
                        seconds=round(time.perf_counter() - started, 2),
                        counts=count([done[i.path] for i in items if i.path in done]), run_counts=count(run))

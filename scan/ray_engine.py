@@ -111,6 +111,17 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, object_st
     return True
 
 
+def for_workers(options: ScanOptions, working_dir: str | None) -> ScanOptions:
+    """With a shipped working dir, a models folder inside it is given relative to it: the workers unpack the
+    working dir elsewhere and run inside it. Any other models folder must exist at that path on every node."""
+    if not working_dir or not options.models_dir:
+        return options
+    models, root = Path(options.models_dir).resolve(), Path(working_dir).resolve()
+    if models.is_relative_to(root):
+        return ScanOptions(**{**options.to_dict(), "models_dir": str(models.relative_to(root))})
+    return options
+
+
 def build_dataset(paths: list[str], options: ScanOptions, actors: int) -> Any:
     import ray.data
 
@@ -161,7 +172,8 @@ def iter_ray(paths: list[str], options: ScanOptions, *, address: str | None = No
     try:
         import ray.data
         ray.data.DataContext.get_current().enable_progress_bars = False  # the scan has its own
-        ds = build_dataset(good, options, _actors_for(actors, len(good)))
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        ds = build_dataset(good, for_workers(options, working_dir), _actors_for(actors, len(good)))
         seen: set[str] = set()
         for row in ds.iter_rows():
             record = json.loads(row["record"])
@@ -193,7 +205,7 @@ def write_parquet(paths: list[str], options: ScanOptions, out_dir: Path, *, addr
         return len(bad)
     started = start_ray(address, num_cpus, object_store_mb, working_dir)
     try:
-        ds = build_dataset(good, options, _actors_for(actors, len(good)))
+        ds = build_dataset(good, for_workers(options, working_dir), _actors_for(actors, len(good)))
         ds.map_batches(flatten_for_parquet, batch_format="numpy", num_cpus=0).write_parquet(str(out_dir))
     finally:
         if started:

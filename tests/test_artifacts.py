@@ -243,7 +243,8 @@ def test_save_refuses_a_model_that_does_not_match_its_kwargs(tmp_path):
     model = build_model("swin", input_size=SMALL)
     with pytest.raises(ArtifactError, match="does not match timm/swin_tiny_patch4_window7_224 .* mismatched shapes"):
         save_artifact(model, "swin", tmp_path, model_kwargs=model_kwargs_for("swin", 128))
-    with pytest.raises(ArtifactError, match="does not match cross_attention_v1 .* 292 missing keys: rgb_pos, rgb.conv_stem"):
+    with pytest.raises(ArtifactError,
+                       match="does not match cross_attention_v1 .* 292 missing keys: rgb_pos, rgb.conv_stem"):
         save_artifact(build_model("cnn_transformer", input_size=SMALL), "cross_attention", tmp_path)
     with pytest.raises(ArtifactError, match="cannot store a object in manifest.json"):
         save_artifact(build_model(CHEAP, input_size=SMALL), CHEAP, tmp_path, training={"x": object()})

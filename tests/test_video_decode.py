@@ -141,3 +141,26 @@ def test_stream_breaking_halfway_raises_stream_broken(tmp_path):
     assert 20 <= err.value.index < 80
     # frames before the damage are exact (the one at the boundary may show the previous picture)
     assert [read_number(f.rgb) for f in frames[:-1]] == [f.index for f in frames[:-1]] and len(frames) >= 4
+
+
+def test_pyav_takes_over_when_opencv_cannot_open(mp4_clip, monkeypatch):
+    monkeypatch.setattr(decode, "_open_cv", lambda path: None)
+    info = probe_video(mp4_clip)
+    assert info.backend == "pyav" and info.frame_count == 60 and info.fps == pytest.approx(20.0)
+    assert info.fps_reported == pytest.approx(20.0)    # the container's rate, as OpenCV has none to give
+    reader = open_reader(info)
+    frames = list(reader.frames([3, 40, 59]))
+    assert [read_number(f.rgb) for f in frames] == [3, 40, 59] and reader.seeks == 1   # 40 via keyframe 36
+
+
+def test_raw_stream_with_absurd_metadata_is_measured(tmp_path):
+    # a raw MPEG-4 stream: OpenCV says 25 fps and a negative frame count; the packets say 20 fps, 30 frames
+    path = write_pyav_clip(tmp_path / "raw.m4v", numbered_frames(30), fps=20, container_format="m4v")
+    info = probe_video(path)
+    assert info.frame_count == 30 and info.fps == pytest.approx(20.0) and info.duration == pytest.approx(1.5)
+    assert info.fps_reported == pytest.approx(25.0) and any("differs from the measured" in n for n in info.notes)
+    # OpenCV 5.0 reports a negative count here; whatever it says, the counted one is used
+    assert info.frame_count_reported == 30 or any("absurd" in n or "metadata says" in n for n in info.notes)
+    frames = list(open_reader(info).frames([0, 7, 29]))
+    assert [read_number(f.rgb) for f in frames] == [0, 7, 29]
+    assert [f.time for f in frames] == pytest.approx([0, 0.35, 1.45])

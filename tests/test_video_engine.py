@@ -136,6 +136,21 @@ def test_progress_is_monotonic_to_one_and_cancel_returns_partial(two_faces_clip,
     assert all(len(f.faces) == 2 for f in report.frames)
 
 
+def test_cancel_between_detectors_drops_the_unfinished_batch(two_faces_clip, analyzer):
+    cancel = threading.Event()
+    stages = []
+
+    def progress(value, stage):
+        stages.append(stage)
+        if stage.startswith("scoring") and sum(s.startswith("scoring") for s in stages) == 2:
+            cancel.set()                      # while the first batch is between two detectors
+
+    report = analyze_video(two_faces_clip, analyzer, options=VideoOptions(frames=N_FRAMES, batch_frames=4),
+                           progress=progress, cancel=cancel)
+    assert report.cancelled and report.frames == [] and report.message == "cancelled"
+    assert report.probability is None and stages[-1] == "cancelled"
+
+
 def test_progress_without_cancel_reaches_one(tmp_path, analyzer):
     path = write_clip(tmp_path / "blank.mp4", blank_frames(12), fps=10)
     seen = []
@@ -239,3 +254,17 @@ def test_dispatch_routes_videos_here(two_faces_clip, analyzer):
     from analysis.dispatch import analyze_path
     report = analyze_path(two_faces_clip, analyzer, video_options=VideoOptions(frames=6))
     assert isinstance(report, VideoReport) and len(report.frames) == 6 and len(report.tracks) == 2
+
+
+def test_real_clip_from_shared_data(shared_data, analyzer):
+    clip = shared_data / "videos" / "519.mp4"
+    if not clip.is_file():
+        pytest.skip("519.mp4 is not in the shared data")
+    report = analyze_video(clip, analyzer, options=VideoOptions(frames=4, batch_frames=4))
+    meta = report.metadata
+    assert report.error is None and (meta["width"], meta["height"], meta["frame_count"]) == (640, 480, 751)
+    assert meta["fps"] == 25.0 and meta["duration"] == pytest.approx(30.04) and meta["codec"] == "h264"
+    assert [f.index for f in report.frames] == [0, 250, 500, 750]
+    assert [f.time for f in report.frames] == pytest.approx([0, 10, 20, 30])
+    assert len(report.tracks) == 1 and all(len(f.faces) == 1 for f in report.frames)   # one presenter
+    assert report.summary["seeks"] >= 1      # keyframes every 250 frames: reached by seeking, not decoding

@@ -55,14 +55,16 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], fps: float = 25.0, four
 
 
 def write_pyav_clip(path: Path, frames: Sequence[np.ndarray], times: Sequence[float] | None = None,
-                    fps: int = 25, codec: str = "mpeg4", faststart: bool = False) -> Path:
-    """Writes with PyAV; `times` (seconds) give each frame's own timestamp: variable frame rate."""
+                    fps: int = 25, codec: str = "mpeg4", faststart: bool = False,
+                    container_format: str | None = None) -> Path:
+    """Writes with PyAV; `times` (seconds) give each frame's own timestamp: variable frame rate.
+    container_format="m4v" writes a raw MPEG-4 stream (no container: OpenCV's metadata is then nonsense)."""
     import av
     from fractions import Fraction
 
     height, width = frames[0].shape[:2]
     options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
+    with av.open(str(path), "w", format=container_format, options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
@@ -101,9 +103,10 @@ def paste(frame: np.ndarray, patch: np.ndarray, x: int, y: int) -> None:
     frame[y:y + h, x:x + w] = patch
 
 
-def two_faces_frames(count: int, width: int = 480, height: int = 360, face_side: int = 120) -> tuple[
-        list[np.ndarray], list[list[tuple[int, int, int, int]]]]:
-    """Two faces crossing the frame in opposite directions in separate bands; returns frames and pasted boxes."""
+def two_faces_frames(count: int, width: int = 480, height: int = 360, face_side: int = 120,
+                     people: int = 2) -> tuple[list[np.ndarray], list[list[tuple[int, int, int, int]]]]:
+    """Two faces crossing the frame in opposite directions in separate bands (or only the first one with
+    people=1); returns frames and pasted boxes."""
     a = cv2.resize(astronaut_face(), (face_side * 160 // 190, face_side), interpolation=cv2.INTER_AREA)
     b = cv2.resize(second_face(), (face_side * 160 // 190, face_side), interpolation=cv2.INTER_AREA)
     fw = a.shape[1]
@@ -116,9 +119,11 @@ def two_faces_frames(count: int, width: int = 480, height: int = 360, face_side:
         xb = int(width - fw - 10 - t * (width / 2 - fw - 20))
         ya, yb = 20, height - face_side - 20
         paste(frame, a, xa, ya)
-        paste(frame, b, xb, yb)
+        boxes.append([(xa, ya, xa + fw, ya + face_side)])
+        if people > 1:
+            paste(frame, b, xb, yb)
+            boxes[-1].append((xb, yb, xb + fw, yb + face_side))
         frames.append(frame)
-        boxes.append([(xa, ya, xa + fw, ya + face_side), (xb, yb, xb + fw, yb + face_side)])
     return frames, boxes
 
 

@@ -13,11 +13,10 @@ import argparse
 import json
 import logging
 import math
-import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -128,8 +127,13 @@ def parse_args(name: str, argv: Sequence[str] | None = None) -> argparse.Namespa
             parser.error(f"{args.resume} is a {ckpt['name']} checkpoint, not {name}")
         saved = dict(ckpt.get("training", {}).get("args", {}))
         known = {a.dest for a in parser._actions}
-        parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out")})
+        appended = ("data", "source_weight")  # append actions would add to a saved default list
+        parser.set_defaults(**{k: v for k, v in saved.items()
+                               if k in known and k not in ("resume", "out", *appended)})
         args = parser.parse_args(argv)
+        for key in appended:
+            if getattr(args, key) is None:
+                setattr(args, key, saved.get(key))
     if not args.data:
         parser.error("--data is required (a crop index from train/prepare.py, or a folder of face crops)")
     for key in ("sbi_fraction", "label_noise"):
@@ -493,7 +497,9 @@ def train(args: argparse.Namespace) -> TrainResult:
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
-        seed_everything(args.seed)
+        # a resumed run continues with fresh draws rather than replaying epoch 1's samples and augmentations
+        epochs_done = int(resume["epoch"]) + 1 if resume else 0
+        seed_everything(args.seed + epochs_done)
         device = resolve_device(args.device)
         amp = device.type == "cuda" and args.amp != "off"
         data = load_data(args)
@@ -517,7 +523,7 @@ def train(args: argparse.Namespace) -> TrainResult:
                                 input_noise=args.input_noise)
         weights = sample_weights(data.train, parse_source_weights(args.source_weight), args.source_balance)
         per_epoch = int(args.samples_per_epoch or len(data.train))
-        generator = torch.Generator().manual_seed(args.seed)
+        generator = torch.Generator().manual_seed(args.seed + epochs_done)
         sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), per_epoch, replacement=True,
                                         generator=generator)
         loader_kw = dict(num_workers=args.num_workers, pin_memory=device.type == "cuda",
@@ -545,8 +551,14 @@ def train(args: argparse.Namespace) -> TrainResult:
             best_epoch, bad_epochs = int(resume.get("best_epoch", -1)), int(resume.get("bad_epochs", 0))
             history = list(resume.get("history", []))
             run_id = resume.get("run_id") or None
-            log.info("resumed from %s at epoch %d (best AUC %.4f at epoch %d)", args.resume, start_epoch,
-                     best_auc, best_epoch)
+            if args.scheduler == "cosine" and isinstance(schedule.inner, torch.optim.lr_scheduler.LambdaLR):
+                plan = schedule.inner.lr_lambdas[0]
+                total = len(train_loader) * args.epochs
+                if plan.total_steps != total:  # --epochs changed: stretch the cosine over the new length
+                    log.info("cosine schedule re-planned from %d to %d steps", plan.total_steps, total)
+                    plan.total_steps = total
+            log.info("resumed from %s after epoch %d (best AUC %.4f at epoch %d)", args.resume, start_epoch,
+                     best_auc, best_epoch + 1)
 
         tracker = Tracker(enabled=not args.no_mlflow, tracking_uri=args.tracking_uri, experiment=args.experiment)
         run_id = tracker.start(run_name=args.run_name or f"{name}-{out_dir.name}",

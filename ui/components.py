@@ -41,10 +41,14 @@ def verdict_badge(verdict: str | None, probability: float | None, agreement: flo
     """A coloured verdict box: the headline, the ensemble's fake probability and how far the detectors agree."""
     color = verdict_color(verdict)
     headline = HEADLINES.get(verdict, str(verdict))
-    prob = "" if probability is None else f"{probability:.0%} probability of fake"
-    agree = "" if agreement is None else f"detectors agree: {agreement_words(agreement)} ({agreement:.2f})"
-    detail = " · ".join(x for x in (prob, agree) if x)
     big = size == "large"
+    if big:
+        prob = "" if probability is None else f"{probability:.0%} probability of fake"
+        agree = "" if agreement is None else f"detectors agree: {agreement_words(agreement)} ({agreement:.2f})"
+    else:
+        prob = "" if probability is None else f"{probability:.0%} fake"
+        agree = "" if agreement is None else f"{agreement_words(agreement)} agreement"
+    detail = " · ".join(x for x in (prob, agree) if x)
     st.markdown(
         f"""<div class="verdict-badge" data-verdict="{html.escape(str(verdict))}" style="background:{color};
         color:white;border-radius:10px;padding:{'14px 20px' if big else '6px 12px'};margin:4px 0 10px 0;">
@@ -61,7 +65,7 @@ def explanation(verdict: str | None) -> None:
 
 
 def caveats() -> None:
-    st.caption("⚠️ " + CAVEATS)
+    st.caption(":material/warning: " + CAVEATS)
 
 
 def legend() -> None:
@@ -105,7 +109,7 @@ def quality_panel(quality: Mapping[str, Any] | None) -> None:
             for i, (label, value) in enumerate(items[:10]):
                 cols[i % len(cols)].metric(label, value)
         for w in warnings:
-            st.warning(w, icon="⚠️")
+            st.warning(w, icon=":material/warning:")
         if not warnings:
             st.caption("Resolution, face size, sharpness and compression are all in the range the detectors know.")
 
@@ -125,7 +129,8 @@ def reproducibility_panel(report: Any) -> None:
         timings = getattr(report, "timings", {}) or {}
         if timings:
             st.markdown("**Time per stage** (seconds)")
-            st.dataframe(pd.DataFrame({"stage": list(timings), "seconds": [round(float(v), 3) for v in timings.values()]}),
+            seconds = [round(float(v), 3) for v in timings.values()]
+            st.dataframe(pd.DataFrame({"stage": list(timings), "seconds": seconds}),
                          hide_index=True)
         st.markdown("**Settings**")
         st.code(json.dumps(getattr(report, "settings", {}) or {}, indent=2, default=str), language="json")
@@ -151,10 +156,10 @@ def models_notice(analyzer: Analyzer, where: str = "page") -> None:
     commands = "\n\n".join(f"# {n}\n" + how_to_make(n, folder) for n in missing)
     if not analyzer.detectors:
         st.error(f"No detector weights were found in `{folder}`, so nothing can be scored yet. "
-                 "Faces are still found and the input quality is still checked.", icon="🚫")
+                 "The input-quality check still runs.", icon=":material/block:")
     else:
         st.warning(f"{len(missing)} of {len(missing) + len(analyzer.detectors)} detectors are not available: "
-                   f"{', '.join(missing)}. The verdict uses the others.", icon="⚠️")
+                   f"{', '.join(missing)}. The verdict uses the others.", icon=":material/warning:")
     with st.expander("Why, and how to add the missing detectors"):
         for name, why in missing.items():
             st.markdown(f"- **{name}**: {why}")

@@ -12,26 +12,26 @@ PAGES = {"image": "pages/1_Image.py", "video": "pages/2_Video.py", "features": "
 
 def render_home() -> None:
     analyzer, _ = page_setup("Deepfake check", "Is this face real? Five independent detectors examine every face in "
-                             "a picture or a video and vote.", "🔎")
+                             "a picture or a video and vote.", ":material/search:")
     c1, c2 = st.columns(2, gap="large")
     with c1, st.container(border=True):
-        st.markdown("### 🖼️ Check pictures")
+        st.markdown("### :material/image: Check pictures")
         st.markdown("Upload one or more photos. Every face is found, boxed and scored.")
-        st.page_link(PAGES["image"], label="Open the Image check", icon="➡️")
+        st.page_link(PAGES["image"], label="Open the Image check", icon=":material/arrow_forward:")
     with c2, st.container(border=True):
-        st.markdown("### 🎬 Check a video")
+        st.markdown("### :material/movie: Check a video")
         st.markdown("Upload a clip. Faces are followed from frame to frame; see the score over time.")
-        st.page_link(PAGES["video"], label="Open the Video check", icon="➡️")
+        st.page_link(PAGES["video"], label="Open the Video check", icon=":material/arrow_forward:")
     c3, c4 = st.columns(2, gap="large")
     with c3, st.container(border=True):
-        st.markdown("### 🧠 See what the detectors look at")
+        st.markdown("### :material/psychology: See what the detectors look at")
         st.markdown("Heatmaps of the face regions each detector relied on.")
-        st.page_link(PAGES["features"], label="Open Feature maps", icon="➡️")
+        st.page_link(PAGES["features"], label="Open Feature maps", icon=":material/arrow_forward:")
     with c4, st.container(border=True):
-        st.markdown("### 📋 The detectors")
+        st.markdown("### :material/fact_check: The detectors")
         st.markdown(f"{len(analyzer.detectors)} of {len(analyzer.detectors) + len(analyzer.load_errors)} loaded: "
                     "what they were trained on and how well they did.")
-        st.page_link(PAGES["models"], label="Open Models", icon="➡️")
+        st.page_link(PAGES["models"], label="Open Models", icon=":material/arrow_forward:")
     st.markdown("### How to read a result")
     legend()
     st.markdown(
@@ -43,7 +43,7 @@ def render_home() -> None:
         "detectors were trained on.\n"
         "- Threshold, band and how the detectors are combined are set in the sidebar.")
     st.markdown("### Limits")
-    st.warning(CAVEATS, icon="⚠️")
+    st.warning(CAVEATS, icon=":material/warning:")
     st.caption("Uploads are kept in a private temporary folder only while they are analysed, then deleted. "
                "Each report records the file's SHA-256, the detectors' checksums and the settings, so it can be "
                "reproduced.")

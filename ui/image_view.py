@@ -15,6 +15,7 @@ from .exports import report_json, reports_json
 from .runner import ImageView
 
 FACES_SHOWN = 4
+NO_DETECTOR = "no detector available"
 NO_FACE_HELP = ("The detectors only examine faces. Try a larger or sharper picture, lower the smallest face size in "
                 "the sidebar, or turn on \"score the whole picture\" for a close-up crop.")
 
@@ -49,7 +50,13 @@ def render_image_view(view: ImageView) -> None:
     uid = short_id(view.key)
     threshold, band = _decision(report)
     with st.container(border=True):
-        st.subheader(f"📷 {view.name}")
+        st.subheader(f":material/image: {view.name}")
+        if report.error and report.error.startswith(NO_DETECTOR):
+            st.error(f"**{view.name}** was not scored: no detector weights are loaded. The notice at the top of "
+                     "the page and the Models page say how to add them.")
+            if report.quality:
+                quality_panel(report.quality)
+            return
         if report.error:
             st.error(f"**{view.name}** could not be analysed: {report.error}")
             if report.quality:

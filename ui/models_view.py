@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,13 +22,29 @@ def _metric(manifest: dict, *keys: str) -> float | None:
     return None
 
 
+def training_data_text(training: dict | None) -> str:
+    """One line on what a detector was trained on, from its manifest's `training` record."""
+    data = (training or {}).get("data")
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        sources = list((data.get("sources") or {}).keys())
+        total = data.get("total")
+        text = ", ".join(sources) if sources else ", ".join(Path(str(d)).name for d in data.get("data") or [])
+        if isinstance(total, int):
+            text += f" ({total:,} faces)"
+        return text or "recorded, no source names"
+    return "not recorded"
+
+
 def _summary_rows(info: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for entry in info:
         m = entry.get("manifest") or {}
         rows.append({
-            "Detector": entry["name"], "Loaded": "✅ yes" if entry["loaded"] else "❌ no",
+            "Detector": entry["name"], "Loaded": "✓ yes" if entry["loaded"] else "✗ no",
             "Architecture": entry["architecture"], "Family": entry["family"],
+            "Training data": training_data_text(m.get("training")) if entry["loaded"] else "",
             "Input size": f"{entry.get('input_size') or entry['default_input_size']} px",
             "Held-out AUC": _metric(m, "test_auc", "val_auc", "auc"),
             "Temperature": m.get("temperature"),
@@ -36,11 +53,19 @@ def _summary_rows(info: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _cell(value: Any) -> str:
+    """Metric values as text: one column type for Arrow, floats rounded, undefined ones (NaN, saved as null) shown."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
 def _split_metrics(metrics: dict) -> tuple[pd.DataFrame, dict[str, dict]]:
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) or v is None}
     nested = {k: v for k, v in metrics.items() if isinstance(v, dict)}
-    df = pd.DataFrame({"metric": list(scalars), "value": [v if not isinstance(v, float) else round(v, 4)
-                                                          for v in scalars.values()]})
+    df = pd.DataFrame({"metric": list(scalars), "value": [_cell(v) for v in scalars.values()]})
     return df, nested
 
 
@@ -57,7 +82,7 @@ def render_models_page(analyzer: Analyzer) -> None:
         "Ensemble weight": st.column_config.NumberColumn(format="%.3f")})
     for entry in info:
         name = entry["name"]
-        icon = "✅" if entry["loaded"] else "❌"
+        icon = ":material/check_circle:" if entry["loaded"] else ":material/error:"
         with st.expander(f"{icon} {name} — {entry['architecture']}", expanded=not entry["loaded"]):
             if not entry["loaded"]:
                 st.error(f"Not loaded: {entry.get('error') or 'unknown reason'}")
@@ -74,14 +99,15 @@ def render_models_page(analyzer: Analyzer) -> None:
             c[3].metric("Ensemble weight", f"{entry.get('weight_in_ensemble', 0):.3f}")
             left, right = st.columns(2, gap="large")
             with left:
-                st.markdown("**Training data**")
+                st.markdown(f"**Training data:** {training_data_text(m.get('training'))}")
                 training = m.get("training") or {}
                 if training:
                     st.json(training, expanded=False)
                 else:
                     st.caption("Not recorded in the manifest.")
                 st.markdown("**Calibration**")
-                ece_b, ece_a = _metric(m, "test_ece_before", "val_ece_before"), _metric(m, "test_ece_after", "val_ece_after")
+                ece_b = _metric(m, "test_ece_before", "val_ece_before")
+                ece_a = _metric(m, "test_ece_after", "val_ece_after")
                 text = f"Temperature scaling, T = {m.get('temperature', 1.0):.3f}"
                 if ece_b is not None and ece_a is not None:
                     text += f"; expected calibration error {ece_b:.3f} → {ece_a:.3f}"
@@ -95,8 +121,8 @@ def render_models_page(analyzer: Analyzer) -> None:
                     st.caption("No metrics in the manifest.")
                 for key, value in nested.items():
                     st.markdown(f"*{key}*")
-                    st.dataframe(pd.DataFrame({"group": list(value), "value": [json.dumps(v) if isinstance(v, (dict, list))
-                                                                                else v for v in value.values()]}),
+                    cells = [json.dumps(v) if isinstance(v, (dict, list)) else _cell(v) for v in value.values()]
+                    st.dataframe(pd.DataFrame({"group": list(value), "value": cells}),
                                  hide_index=True)
             st.caption(f"Weights: `{entry.get('weights')}` · SHA-256 `{entry.get('checksum')}` "
                        f"(verified at load) · created {m.get('created') or '?'} · run {m.get('run_id') or '?'} · "

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PICTURE_SIDE = 1400     # longest side of the picture shown with boxes
 CROP_SIDE = 256         # face crops kept for display and for the feature-map page
-VIDEO_THUMB_SIDE = 720  # frames kept for the frame scrubber
+VIDEO_THUMB_SIDE = 640  # frames kept for the frame scrubber
 
 
 def _one_line(exc: BaseException) -> str:

@@ -21,17 +21,18 @@ DEFAULTS: dict[str, Any] = {"threshold": 0.5, "band": 0.1, "strategy": "weighted
 _KEEP = "keep::"  # widget state is dropped when a page without the widget runs: keep a copy under this prefix
 
 
+def _remember(key: str) -> None:
+    st.session_state[_KEEP + key] = st.session_state[key]
+
+
 def _kept(widget: Callable, label: str, key: str, default: Any, **kwargs: Any) -> Any:
-    if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(_KEEP + key, default)
-    value = widget(label, key=key, **kwargs)
-    st.session_state[_KEEP + key] = value
-    return value
+    """A sidebar widget whose value survives page switches (each page's widget is a new widget to Streamlit)."""
+    st.session_state[key] = st.session_state.get(_KEEP + key, default)
+    return widget(label, key=key, on_change=_remember, args=(key,), **kwargs)
 
 
 def _reset(keys: list[str]) -> None:
     for key in keys:
-        st.session_state.pop(key, None)
         st.session_state.pop(_KEEP + key, None)
 
 
@@ -46,15 +47,19 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
         band = _kept(st.slider, "Uncertainty band (±)", "sb_band", DEFAULTS["band"], min_value=0.0, max_value=0.3,
                      step=0.01, help="Scores closer than this to the threshold are called UNCERTAIN instead of "
                                      "FAKE or REAL.")
-        strategies = [s for s in STRATEGY_LABELS if s in STRATEGIES] + [s for s in STRATEGIES if s not in STRATEGY_LABELS]
+        strategies = [s for s in STRATEGY_LABELS if s in STRATEGIES]
+        strategies += [s for s in STRATEGIES if s not in STRATEGY_LABELS]
         strategy = _kept(st.selectbox, "How detectors are combined", "sb_strategy", DEFAULTS["strategy"],
                          options=strategies, format_func=lambda s: STRATEGY_LABELS.get(s, s))
         loaded = list(analyzer.detectors)
         if loaded:
-            chosen = _kept(st.multiselect, "Detectors taking part", "sb_detectors", loaded, options=loaded,
-                           help="Only detectors whose weights loaded are listed (see the Models page).")
-            # A detector that disappeared (other models folder) must not stay selected.
-            chosen = [n for n in chosen if n in loaded]
+            kept = st.session_state.get(_KEEP + "sb_detectors")
+            if kept is not None:  # a detector that is gone (another models folder) cannot stay selected
+                st.session_state[_KEEP + "sb_detectors"] = [n for n in kept if n in loaded]
+            chosen = _kept(st.pills, "Detectors taking part", "sb_detectors", loaded, options=loaded,
+                           selection_mode="multi",
+                           help="Click to include or leave out a detector. Only detectors whose weights loaded are "
+                                "listed (see the Models page).") or []
             if not chosen:
                 st.warning("Select at least one detector.")
         else:

@@ -38,8 +38,12 @@ def _best_crop(report, track_id: int):
 def render_video_view(view: VideoView, current_settings: dict | None = None) -> None:
     report = view.report
     uid = short_id(view.key)
-    st.subheader(f"🎬 {view.name}")
+    st.subheader(f":material/movie: {view.name}")
     frames = list(getattr(report, "frames", []) or [])
+    if report.error and report.error.startswith("no detector available"):
+        st.error(f"**{view.name}** was not scored: no detector weights are loaded. The notice at the top of the "
+                 "page and the Models page say how to add them.")
+        return
     if report.error and not frames:
         st.error(f"**{view.name}** could not be analysed: {report.error}")
         if report.quality:
@@ -87,16 +91,17 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
                                     else person_label(t))
     if st.session_state.get(FRAME_KEY, 0) not in range(len(frames)):
         st.session_state[FRAME_KEY] = 0
-    current = int(st.session_state.get(FRAME_KEY, 0))
-    st.plotly_chart(video_timeline_chart(report, threshold, band, current_time=times[current], track=track_filter),
-                    key=f"timeline-{uid}", config={"displayModeBar": False})
+    chart_slot = st.container()   # filled after the slider, so the chart marks the frame the slider shows
     st.caption("Thin lines: each detector. Thick line: the ensemble (dots coloured by verdict). Gaps: no face. "
                "Dashed line: decision threshold; shaded stripe: uncertainty band.")
 
     st.markdown("##### Frame by frame")
-    idx = st.select_slider("Analysed frame (drag, or click then use the arrow keys)", options=list(range(len(frames))),
-                           key=FRAME_KEY,
+    idx = st.select_slider("Analysed frame", options=list(range(len(frames))), key=FRAME_KEY,
+                           help="Drag the handle, or click it and use the arrow keys.",
                            format_func=lambda i: f"{times[i]:.2f} s (frame {frames[i].index})")
+    with chart_slot:
+        st.plotly_chart(video_timeline_chart(report, threshold, band, current_time=times[idx], track=track_filter),
+                        key=f"timeline-{uid}", config={"displayModeBar": False})
     _frame(report, frames[idx], uid, threshold, band)
 
     quality_panel(report.quality)
@@ -134,7 +139,7 @@ def _people(report, uid: str, threshold: float, band: float) -> None:
                 if crop is not None:
                     st.image(crop, width=140)
                 verdict_badge(track.verdict, track.probability, None, subject=person_label(track.id), size="small")
-                share = "" if track.fake_share is None else f" · judged fake in {track.fake_share:.0%} of them"
+                share = "" if track.fake_share is None else f" · above the threshold in {track.fake_share:.0%} of them"
                 st.caption(f"Seen in {len(track.frames)} of {analysed} frames{share}.")
                 if not track.decisive:
                     st.caption("Seen too briefly to decide the video's verdict.")
@@ -153,13 +158,14 @@ def _frame(report, frame, uid: str, threshold: float, band: float) -> None:
         if not frame.faces:
             st.info("No face in this frame.")
         for i, face in enumerate(frame.faces):
-            crop = face.crop_rgb()
-            c1, c2 = st.columns([1, 2])
-            with c1:
+            with st.container(border=True):
+                crop = face.crop_rgb()
+                c1, c2 = st.columns([1, 2], vertical_alignment="center")
                 if crop is not None:
-                    st.image(crop, width=120)
-                verdict_badge(face.verdict, face.probability, None, subject=person_label(face.track), size="small")
-            with c2:
+                    c1.image(crop, width="stretch")
+                with c2:
+                    verdict_badge(face.verdict, face.probability, face.agreement, subject=person_label(face.track),
+                                  size="small")
                 if face.models:
                     st.plotly_chart(model_probability_chart(face.models, face.probability, threshold, band,
                                                             height=60 + 30 * (len(face.models) + 1)),

@@ -49,6 +49,7 @@ class VideoInfo:
     codec: str | None
     bitrate: int | None                # bits per second: container's figure, else file size * 8 / duration
     size_bytes: int
+    bitrate_estimate: int | None = None  # file size * 8 / duration (what the container's figure should be near)
     vfr: bool = False                  # frame intervals vary
     timestamps: str = "pts"            # "pts" (real), "decoded" (counted by decoding), "assumed" (index / fps)
     notes: list[str] = field(default_factory=list)
@@ -66,6 +67,7 @@ class VideoInfo:
             "fps_reported": None if self.fps_reported is None else round(self.fps_reported, 4),
             "frame_count": self.frame_count, "frame_count_reported": self.frame_count_reported,
             "duration": round(self.duration, 4), "codec": self.codec, "bitrate": self.bitrate,
+            "bitrate_estimate": self.bitrate_estimate,
             "size_bytes": self.size_bytes, "vfr": self.vfr, "timestamps": self.timestamps,
             "keyframes": int(len(self.keyframes)), "backend": self.backend, "notes": list(self.notes),
             "damaged": self.damaged,
@@ -274,11 +276,11 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
             notes.append(f"container damaged after {len(raw_pts)} frames ({packets.error})")
     else:
         # no usable packet timestamps: count by decoding, with whatever times the decoder reports
-        assert cap is not None or backend == "pyav"
         counter = _open_cv(path) if backend == "opencv" else None
         if counter is not None:
             times, err = _decode_timeline(counter)
             counter.release()
+            times = times - times[0] if len(times) else times
             timestamps = "decoded"
             if err:
                 notes.append(f"decoding stopped early ({err})")
@@ -293,9 +295,10 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
     count = int(len(times))
     if count == 0:
         raise MediaError("the video has no frames")
-    if reported_count and reported_count != count:
-        if abs(reported_count - count) > max(2, 0.01 * count):
-            notes.append(f"metadata says {reported_count} frames, counted {count}")
+    if reported_count is not None and (reported_count < 0 or reported_count > 100 * count + 1000):
+        notes.append(f"metadata frame count {reported_count} is absurd: counted {count}")
+    elif reported_count and abs(reported_count - count) > max(2, 0.01 * count):
+        notes.append(f"metadata says {reported_count} frames, counted {count}")
 
     # frame rate from the timestamps; fall back to metadata, then to an assumption
     fps, vfr = None, False
@@ -311,16 +314,12 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
             if not _sane_fps(fps):
                 fps = None
     if fps is None:
-        if fps_hint is not None:
-            fps = fps_hint
-        elif count == 1:
-            fps = DEFAULT_FPS
-        else:
-            fps = DEFAULT_FPS
+        fps = fps_hint or DEFAULT_FPS
+        if fps_hint is None and count > 1:
             notes.append(f"no usable frame timing: times assume {DEFAULT_FPS:g} fps")
         if timestamps != "pts" or count < 2 or float(times[-1] - times[0]) <= 0:
             times = np.arange(count, dtype=np.float64) / fps
-            timestamps = "assumed" if timestamps != "pts" or count >= 2 else timestamps
+            timestamps = "assumed" if count > 1 else timestamps
     elif _sane_fps(reported_fps) and abs(fps - reported_fps) > 0.02 * reported_fps and not vfr:
         notes.append(f"metadata frame rate {reported_fps:g} differs from the measured {fps:.3f}")
     if vfr:
@@ -346,7 +345,7 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
         path=str(path), backend=backend, width=width, height=height, fps=float(fps),
         fps_reported=reported_fps if reported_fps is not None else (packets.rate if packets else None),
         frame_count=count, frame_count_reported=reported_count, duration=duration, codec=codec,
-        bitrate=bitrate, size_bytes=size, vfr=vfr, timestamps=timestamps, notes=notes, damaged=damaged,
+        bitrate=bitrate, size_bytes=size, bitrate_estimate=estimate, vfr=vfr, timestamps=timestamps, notes=notes, damaged=damaged,
         sha256=_sha256(path) if hash_file else None, times=times, pts=raw_pts, time_base=time_base,
         keyframes=keyframes,
     )

@@ -162,13 +162,31 @@ def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSetti
     report_progress(_P_START, f"analysing {len(plan.indices)} frames")
 
     finder = analyzer.face_finder(settings)
-    decoder = _Decoder(info, plan, depth=max(2, 2 * options.batch_frames), seek=options.seek)
+    # one batch decoded ahead is all the overlap needs; more would only hold more full frames in memory
+    decoder = _Decoder(info, plan, depth=max(2, options.batch_frames), seek=options.seek)
     failure: Exception | None = None
     batch: list[DecodedFrame] = []
     total = len(plan.indices)
     decoder.start()
+
+    def run_batch() -> None:
+        done = len(report.frames)
+
+        def step(share: float, stage: str) -> bool:
+            """Progress inside the batch; False when cancelled (the unfinished batch is dropped)."""
+            report_progress(_P_START + (_P_FRAMES_END - _P_START) * (done + len(batch) * share) / total, stage)
+            return not (cancel is not None and cancel.is_set())
+
+        results = _analyse_batch(batch, analyzer, finder, names, settings, options, timer, step)
+        if results is None:
+            report.cancelled = True
+            return
+        report.frames.extend(results)
+        report_progress(_P_START + (_P_FRAMES_END - _P_START) * len(report.frames) / total,
+                        f"analysed {len(report.frames)} of {total} frames")
+
     try:
-        while True:
+        while not report.cancelled:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 break
@@ -183,12 +201,10 @@ def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSetti
                 continue
             batch.append(item)
             if len(batch) >= options.batch_frames:
-                report.frames.extend(_analyse_batch(batch, analyzer, finder, names, settings, options, timer))
+                run_batch()
                 batch = []
-                report_progress(_P_START + (_P_FRAMES_END - _P_START) * len(report.frames) / total,
-                                f"analysed {len(report.frames)} of {total} frames")
         if batch and not report.cancelled:
-            report.frames.extend(_analyse_batch(batch, analyzer, finder, names, settings, options, timer))
+            run_batch()
             batch = []
     finally:
         decoder.close()
@@ -234,7 +250,12 @@ def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSetti
 
 
 def _analyse_batch(batch: list[DecodedFrame], analyzer: Any, finder: Any, names: list[str],
-                   settings: AnalysisSettings, options: VideoOptions, timer: _Timer) -> list[FrameResult]:
+                   settings: AnalysisSettings, options: VideoOptions, timer: _Timer,
+                   step: Callable[[float, str], bool]) -> list[FrameResult] | None:
+    """Faces, scores and thumbnails of a batch of frames; None when cancelled on the way."""
+    first, last = batch[0].index, batch[-1].index
+    if not step(0.0, f"finding faces in frames {first}-{last}"):
+        return None
     t = time.perf_counter()
     faces_per_frame = finder.detect_many([f.rgb for f in batch])
     timer.add("faces", time.perf_counter() - t)
@@ -242,7 +263,10 @@ def _analyse_batch(batch: list[DecodedFrame], analyzer: Any, finder: Any, names:
     crops = [face.crop for faces in faces_per_frame for face in faces]
     logits: dict[str, np.ndarray] = {}
     if crops:
-        for name in names:  # one call per detector so that each one's time is known
+        for k, name in enumerate(names):  # one call per detector so that each one's time is known
+            if not step((k + 1) / (len(names) + 2), f"scoring {len(crops)} faces of frames {first}-{last} "
+                                                     f"with {name}"):
+                return None
             t = time.perf_counter()
             logits.update(analyzer.score_crops(crops, [name]))
             timer.add(f"model:{name}", time.perf_counter() - t)

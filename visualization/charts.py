@@ -31,7 +31,7 @@ def _decision_zones(fig: go.Figure, threshold: float, band: float, axis: str) ->
     else:
         if band > 0:
             fig.add_hrect(y0=lo, y1=hi, fillcolor=verdict_color(UNCERTAIN), opacity=0.15, line_width=0, layer="below",
-                          annotation_text="uncertain", annotation_position="right",
+                          annotation_text="uncertain", annotation_position="top right",
                           annotation_font_size=10, annotation_font_color="#8a5a00")
         fig.add_hline(y=threshold, line_dash="dash", line_color="#37474f", line_width=1.5,
                       annotation_text=f"threshold {threshold:.2f}", annotation_position="bottom left",
@@ -52,14 +52,17 @@ def model_probability_chart(models: Mapping[str, float], ensemble: float | None,
     fig = go.Figure(go.Bar(
         x=values, y=labels, orientation="h", marker_color=colors,
         marker_line_width=[2 if n == ENSEMBLE else 0 for n in names], marker_line_color="#263238",
-        text=[f"{v:.0%}" for v in values], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.1%} fake<extra></extra>",
     ))
+    for label, v in zip(labels, values):  # the numbers in their own column, clear of the bars and the threshold
+        fig.add_annotation(x=1.0, xref="paper", xanchor="left", xshift=8, y=label, yref="y", showarrow=False,
+                           text=f"<b>{v:.0%}</b>" if label.startswith("<b>") else f"{v:.0%}",
+                           font=dict(size=13, color="#263238"))
     _decision_zones(fig, threshold, band, "x")
     fig.update_layout(
         title=dict(text=title, font_size=14) if title else None, font=_FONT, showlegend=False,
-        height=height or 70 + 34 * len(names), margin=dict(l=10, r=40, t=40 if title else 28, b=30),
-        xaxis=dict(range=[0, 1.08], tickformat=".0%", title="probability of FAKE", fixedrange=True,
+        height=height or 70 + 34 * len(names), margin=dict(l=10, r=52, t=40 if title else 28, b=30),
+        xaxis=dict(range=[0, 1.0], tickformat=".0%", title="probability of FAKE", fixedrange=True,
                    tickvals=[0, 0.25, 0.5, 0.75, 1.0]),
         yaxis=dict(fixedrange=True, automargin=True), plot_bgcolor="white", bargap=0.35,
     )
@@ -109,8 +112,8 @@ def person_chart(people: Sequence[Mapping], threshold: float = 0.5, band: float 
     fig = go.Figure(go.Bar(
         x=[0 if v is None else float(v) for v in values], y=names, orientation="h",
         marker_color=[verdict_color(_verdict(v, threshold, band)) for v in values],
-        text=["n/a" if v is None else f"{float(v):.0%}" for v in values], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.1%} fake<extra></extra>",
+        text=["n/a" if v is None else f"{float(v):.0%}" for v in values], textposition="inside",
+        insidetextanchor="end", hovertemplate="%{y}: %{x:.1%} fake<extra></extra>",
     ))
     _decision_zones(fig, threshold, band, "x")
     fig.update_layout(font=_FONT, showlegend=False, height=80 + 36 * len(names), plot_bgcolor="white",

@@ -57,7 +57,7 @@ def draw_faces(rgb: np.ndarray, faces: Sequence[Any], labels: Sequence[str] | No
     draw = ImageDraw.Draw(image)
     h, w = rgb.shape[:2]
     line = max(2, round(max(h, w) / 250))
-    font = _font(max(12, round(max(h, w) / 40)))
+    font = _font(max(13, round(max(h, w) / 34)))
     for i, face in enumerate(faces):
         box = field_of(face, "box")
         if box is None or len(box) != 4:

@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.e2e
-
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 CHROMIUM = Path(os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium"))
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-dev-shm-usage"]
-SLOW = 300_000   # ms: 2 shared CPU cores, torch imports and five models in one server
+SLOW = 240_000   # ms: 2 shared CPU cores, torch imports and five models in one server
 
 
 def _free_port() -> int:
@@ -54,8 +55,6 @@ def face_clip(path: Path, frames: int = 24, fps: float = 8.0, width: int = 480, 
 
 @pytest.fixture(scope="module")
 def server(tiny_models_dir, tmp_path_factory):
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
@@ -115,9 +114,17 @@ def _no_exception(page) -> None:
 
 
 def _shot(page, name: str) -> Path:
+    """The whole page: Streamlit scrolls inside its own container, so the viewport is stretched to fit it."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / name
+    size = page.viewport_size
+    height = page.evaluate("""() => Math.max(...[...document.querySelectorAll(
+        '[data-testid="stMain"], [data-testid="stAppViewContainer"], section.main, [data-testid="stSidebarContent"]')]
+        .map(e => e.scrollHeight), document.body.scrollHeight)""")
+    page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 12000)})
+    page.wait_for_timeout(700)
     page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
     return path
 
 
@@ -140,8 +147,8 @@ def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
     page.locator(".verdict-badge").first.wait_for()
     _idle(page)
     _no_exception(page)
-    assert page.get_by_text("Verdict for this picture").count() == 1
-    assert page.get_by_text("1 face found").count() == 1
+    assert page.get_by_text("Verdict for this picture").count() >= 1, "no picture verdict"
+    assert page.get_by_text("1 face found").count() >= 1, "the astronaut's face was not found"
     _shot(page, "02_image.png")
 
     # Video: upload a generated clip, analyse it, scrub the frame slider.
@@ -154,17 +161,16 @@ def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
     page.get_by_text("Verdict for the video").wait_for()
     _idle(page)
     _no_exception(page)
-    assert page.get_by_text("People in the video").count() == 1
+    assert page.get_by_text("People in the video").count() >= 1, "no per-person verdicts"
     _shot(page, "03_video.png")
-    frame_caption = page.get_by_text("Frame 0 at 0.00 s")
-    assert frame_caption.count() == 1
-    thumb = page.locator('[data-testid="stSlider"] [role="slider"]').last
+    assert page.get_by_text("Frame 0 at 0.00 s").count() >= 1, "the first frame is not shown"
+    thumb = page.locator('[data-testid="stSlider"] input[type="range"][aria-label="Analysed frame"]')
     thumb.focus()
     for _ in range(5):
         thumb.press("ArrowRight")
     _idle(page, 1500)
     assert page.get_by_text("Frame 0 at 0.00 s").count() == 0, "the frame view did not follow the slider"
-    assert page.locator("img").count() > 3
+    assert page.locator('[data-testid="stImage"]').count() >= 3, "frame pictures are missing"
     _no_exception(page)
     _shot(page, "04_video_frame.png")
 

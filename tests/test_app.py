@@ -1,0 +1,333 @@
+"""The dashboard's pages under streamlit.testing (AppTest), on tiny random models: every page and control, real
+uploads, bad uploads, no weights at all, and the private temporary folder being gone afterwards."""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ui.uploads import TEMP_PREFIX, MediaInput, materialized, private_workdir
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 240
+IMAGE, VIDEO, FEATURES, MODELS = "pages/1_Image.py", "pages/2_Video.py", "pages/3_Feature_maps.py", "pages/4_Models.py"
+NAMES = ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
+
+
+@pytest.fixture
+def models_env(tiny_models_dir, monkeypatch):
+    monkeypatch.setenv("DEEPFAKE_MODELS_DIR", str(tiny_models_dir))
+    return tiny_models_dir
+
+
+def app(page: str = "app.py", **state):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def images(at) -> list:
+    return at.get("image")
+
+
+def texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader]
+    parts += [cap for img in images(at) for cap in img.captions]
+    parts += [e.value for e in at.error] + [w.value for w in at.warning] + [i.value for i in at.info]
+    return "\n".join(parts)
+
+
+def ok(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def temp_folders() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith(TEMP_PREFIX)}
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory) -> Path:
+    from tests.e2e.test_browser import face_clip as make
+
+    return make(tmp_path_factory.mktemp("clips") / "face.mp4", frames=24, fps=8.0)
+
+
+@pytest.fixture(scope="module")
+def no_face_png(tmp_path_factory) -> Path:
+    ramp = np.linspace(0, 255, 320 * 240, dtype=np.float32).reshape(240, 320)
+    path = tmp_path_factory.mktemp("noface") / "sky.png"
+    Image.fromarray(np.stack([ramp, ramp, np.full_like(ramp, 200)], -1).astype(np.uint8)).save(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ uploads on disk
+def test_private_workdir_is_private_and_always_removed():
+    with private_workdir() as folder:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        kept = folder
+    assert not kept.exists()
+    with pytest.raises(RuntimeError):
+        with private_workdir() as folder:
+            kept = folder
+            raise RuntimeError("analysis failed")
+    assert not kept.exists()
+    item = MediaInput(name="../../etc/passwd", data=b"secret")
+    with materialized(item) as path:
+        assert path.parent.name.startswith(TEMP_PREFIX) and path.name == "passwd"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_bytes() == b"secret"
+    assert not path.exists() and not path.parent.exists()
+
+
+# ------------------------------------------------------------------------------------------------------ pages
+def test_home_page(models_env):
+    at = app()
+    ok(at)
+    assert "Deepfake check" in at.title[0].value
+    body = texts(at)
+    assert "How to read a result" in body and "LIKELY FAKE" in body and "never as proof" in body
+    assert "5 of 5 detectors loaded" in body
+    assert len(at.sidebar.slider) == 3 and at.sidebar.selectbox[0].value == "weighted"
+
+
+def test_models_page_shows_every_manifest(models_env):
+    at = app(MODELS)
+    ok(at)
+    table = at.dataframe[0].value
+    assert list(table["Detector"]) == NAMES
+    assert set(table["Loaded"]) == {"✓ yes"}
+    assert set(table["Input size"]) == {"64 px"}
+    assert list(table["Training data"]) == ["random initialisation (tests)"] * 5
+    assert table["Held-out AUC"].between(0.5, 0.75).all()
+    assert len(at.expander) == 5 + 1        # one per detector, plus the sidebar's face-detection settings
+    assert "5 of 5 detectors loaded" in texts(at)
+
+
+def test_without_weights_the_app_says_what_is_missing_and_still_runs(tmp_path, monkeypatch, face_photo):
+    monkeypatch.setenv("DEEPFAKE_MODELS_DIR", str(tmp_path))
+    at = app(MODELS)
+    ok(at)
+    assert "No detector weights were found" in texts(at)
+    assert set(at.dataframe[0].value["Loaded"]) == {"✗ no"}
+    codes = "\n".join(c.value for c in at.code)
+    assert all(f"python -m train.train_{n}" in codes for n in NAMES) and "train.convert" in codes
+    at = app(IMAGE, image_paths=[str(face_photo)])
+    ok(at)
+    assert any("was not scored: no detector weights are loaded" in e.value for e in at.error)
+    assert "Input quality" in texts(at)
+    at = app(FEATURES)
+    ok(at)
+    assert "need at least one detector" in texts(at)
+
+
+def test_image_upload_shows_faces_verdict_quality_and_downloads(models_env, face_photo):
+    before = temp_folders()
+    at = app(IMAGE)
+    at.file_uploader(key="image_uploads").upload("astronaut.jpg", face_photo.read_bytes(), "image/jpeg").run()
+    ok(at)
+    body = texts(at)
+    assert "astronaut.jpg" in body and "Verdict for this picture" in body and "1 face found" in body
+    assert "Input quality" in body and "Input SHA-256" in body
+    assert len(images(at)) == 2, "the picture and the face crop should be shown"
+    assert len(at.get("download_button")) == 1
+    assert len(at.get("plotly_chart")) == 1
+    view = next(iter(at.session_state["image_views"].values()))
+    report = view.report
+    assert report.error is None and len(report.faces) == 1 and len(view.crops) == 1
+    assert sorted(report.models_used) == sorted(NAMES) and set(report.model_checksums) == set(NAMES)
+    assert len(report.sha256) == 64 and "total" in report.timings and report.quality["jpeg_quality"]
+    assert view.picture.shape[2] == 3
+    assert temp_folders() == before, "the upload was not deleted"
+
+
+def test_sidebar_controls_drive_the_analysis(models_env, face_photo):
+    from analysis.ensemble import verdict_for
+
+    at = app(IMAGE, image_paths=[str(face_photo)])
+    ok(at)
+
+    def report():
+        return at.session_state["image_views"][at.session_state["image_current"][0]].report
+
+    at.sidebar.slider(key="sb_threshold").set_value(0.3).run()
+    at.sidebar.slider(key="sb_band").set_value(0.25).run()
+    ok(at)
+    r = report()
+    assert r.settings["threshold"] == 0.3 and r.settings["band"] == 0.25
+    assert r.verdict == verdict_for(r.probability, 0.3, 0.25)
+    assert "threshold 0.30 ± 0.25" in texts(at)
+    at.sidebar.selectbox(key="sb_strategy").set_value("majority").run()
+    assert report().settings["strategy"] == "majority" and "combined by majority" in texts(at)
+    at.sidebar.pills(key="sb_detectors").set_value(["swin", "xception"]).run()
+    ok(at)
+    assert sorted(report().models_used) == ["swin", "xception"]
+    assert set(report().faces[0].models) == {"swin", "xception"}
+    at.sidebar.pills(key="sb_detectors").set_value([]).run()
+    assert "Select at least one detector" in texts(at)
+    at.sidebar.button(key="sb_reset").click().run()
+    ok(at)
+    assert at.sidebar.slider(key="sb_threshold").value == 0.5 and report().settings["threshold"] == 0.5
+    assert sorted(report().models_used) == sorted(NAMES)
+    at.sidebar.slider(key="sb_min_face").set_value(150).run()
+    assert report().settings["min_face_size"] == 150 and "No face found" in texts(at)   # the face is 110 px
+    at.sidebar.checkbox(key="sb_fallback").check().run()
+    ok(at)
+    assert report().message.startswith("no face found: the whole image was scored") and report().verdict
+
+
+def test_settings_survive_a_page_switch(models_env):
+    at = app()
+    at.switch_page(IMAGE).run()
+    at.sidebar.slider(key="sb_threshold").set_value(0.35).run()
+    at.sidebar.pills(key="sb_detectors").set_value(["swin"]).run()
+    at.switch_page(MODELS).run()
+    ok(at)
+    assert at.sidebar.slider(key="sb_threshold").value == 0.35
+    assert at.sidebar.pills(key="sb_detectors").value == ["swin"]
+
+
+def test_bad_uploads_give_one_line_messages(models_env, no_face_png, face_photo):
+    before = temp_folders()
+    at = app(IMAGE)
+    broken = face_photo.read_bytes()[:2000]
+    at.file_uploader(key="image_uploads").set_value([
+        ("notes.jpg", b"just some text, not a picture\n" * 20, "image/jpeg"),
+        ("broken.jpg", broken, "image/jpeg"),
+        ("sky.png", no_face_png.read_bytes(), "image/png"),
+    ]).run()
+    ok(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 2 and any("notes.jpg" in e for e in errors) and any("broken.jpg" in e for e in errors)
+    assert all("Traceback" not in e and len(e.splitlines()) == 1 for e in errors)
+    assert any("No face found" in w.value for w in at.warning)
+    assert "Overview" in texts(at) and at.dataframe[0].value.shape[0] == 3
+    assert temp_folders() == before
+
+
+def test_video_page_analyses_scrubs_and_exports(models_env, face_clip):
+    before = temp_folders()
+    at = app("app.py")
+    at.switch_page(VIDEO).run()
+    at.file_uploader(key="video_upload").upload("face.mp4", face_clip.read_bytes(), "video/mp4").run()
+    ok(at)
+    assert "3.0 s" in texts(at) and "24 frames" in texts(at)
+    at.slider(key="video_frames").set_value(10).run()
+    assert "About 10 frames will be analysed" in texts(at)
+    at.button(key="video_go").click().run()
+    ok(at)
+    body = texts(at)
+    assert "Verdict for the video" in body and "People in the video" in body and "Person 1" in body
+    report = at.session_state["video_view"].report
+    assert report.error is None and len(report.frames) == 10 and len(report.tracks) == 1
+    assert len(report.sha256) == 64 and report.quality and report.timings["total"] > 0
+    assert at.metric[0].value == "10"
+    frame_slider = at.select_slider(key="video_frame")
+    assert frame_slider.value == 0 and "Frame 0 at 0.00 s" in texts(at)
+    frame_slider.set_value(5).run()
+    ok(at)
+    shown = report.frames[5]
+    assert f"Frame {shown.index} at {shown.time:.2f} s" in texts(at)
+    assert len(at.get("download_button")) == 2
+    assert temp_folders() == before
+
+    # options: a sampling rate inside a time range
+    at.radio(key="video_mode").set_value("rate").run()
+    at.number_input(key="video_rate").set_value(2.0).run()
+    at.checkbox(key="video_part").check().run()
+    at.slider(key="video_range_3.0").set_value((0.5, 2.0)).run()
+    assert "About 3 frames will be analysed" in texts(at)
+    at.button(key="video_go").click().run()
+    ok(at)
+    report = at.session_state["video_view"].report
+    assert report.options["rate"] == 2.0 and report.options["start"] == 0.5 and report.options["end"] == 2.0
+    assert 2 <= len(report.frames) <= 4 and all(0.5 <= f.time < 2.0 for f in report.frames)
+
+    # a frame of this video on the feature-map page
+    at.switch_page(FEATURES).run()
+    ok(at)
+    assert at.radio(key="fm_source").value == "video"
+    assert "frame at" in texts(at)
+
+
+def test_video_page_rejects_bad_input(models_env, tmp_path, face_photo):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    at = app(VIDEO, video_path=str(text))
+    ok(at)
+    assert any("does not look like a video" in w.value for w in at.warning)
+    at.button(key="video_go").click().run()
+    ok(at)
+    assert any("could not be analysed" in e.value for e in at.error)
+    at = app(VIDEO, video_path=str(face_photo))
+    at.button(key="video_go").click().run()
+    ok(at)
+    assert any("this file is a picture" in e.value for e in at.error)
+
+
+def test_feature_page_controls(models_env, face_photo, no_face_png):
+    at = app("app.py")
+    at.switch_page(IMAGE)
+    at.session_state["image_paths"] = [str(face_photo)]
+    at.run()
+    at.switch_page(FEATURES).run()
+    ok(at)
+    assert at.radio(key="fm_source").value == "image"
+    captions = [cap for img in images(at) for cap in img.captions]
+    assert any("most active of" in c for c in captions)
+    assert all(any(c.startswith(f"{n} · ") and "fake" in c for c in captions) for n in NAMES), captions
+    at.selectbox(key="fm_detector").set_value("swin").run()
+    at.selectbox(key="fm_layer").set_value("layers.0").run()
+    ok(at)
+    assert "swin · layers.0" in texts(at) and "recorded as BHWC" in texts(at)
+    at.select_slider(key="fm_count").set_value(36).run()
+    assert "the 36 most active of 96 channels" in texts(at)
+    at.radio(key="fm_target").set_value("real").run()
+    at.selectbox(key="fm_method").set_value("HiResCAM").run()
+    ok(at)
+    cams = [v for v in at.session_state["fm_cam_cache"].values()]
+    assert any(all(r.target == "real" and r.method == "HiResCAM" for r in res.values()) for res, _ in cams)
+    at.radio(key="fm_source").set_value("sample").run()
+    ok(at)
+    assert "sample photo" in texts(at)
+    at.radio(key="fm_source").set_value("upload").run()
+    at.file_uploader(key="fm_upload").upload("sky.png", no_face_png.read_bytes(), "image/png").run()
+    ok(at)
+    assert any("no face found" in w.value for w in at.warning)
+
+
+def test_models_page_with_a_trained_style_manifest(tmp_path, monkeypatch):
+    """One detector with the manifest a training run writes (nested metrics, nulls), four missing."""
+    import torch
+
+    from detectors.artifacts import save_artifact
+    from detectors.registry import build_model, model_kwargs_for
+
+    torch.manual_seed(0)
+    kwargs = model_kwargs_for("cnn_transformer", 64)
+    training = {"data": {"total": 1200, "sources": {"ffhq_stylegan2": {}, "dfdc": {}}, "splits": {}},
+                "args": {"epochs": 3}}
+    metrics = {"temperature": 1.7, "val_auc": 0.93, "test_auc": 0.88, "test_eer": None, "test_n": 240,
+               "test_ece_before": 0.1, "test_ece_after": 0.03, "test_auc_by_source": {"ffhq_stylegan2": 0.91,
+                                                                                       "dfdc": None}}
+    save_artifact(build_model("cnn_transformer", **kwargs), "cnn_transformer", tmp_path, input_size=64,
+                  model_kwargs=kwargs, temperature=1.7, threshold=0.5, training=training, metrics=metrics,
+                  run_id="abc123")
+    monkeypatch.setenv("DEEPFAKE_MODELS_DIR", str(tmp_path))
+    at = app(MODELS)
+    ok(at)
+    table = at.dataframe[0].value.set_index("Detector")
+    assert table.loc["cnn_transformer", "Loaded"] == "✓ yes" and table.loc["swin", "Loaded"] == "✗ no"
+    assert table.loc["cnn_transformer", "Held-out AUC"] == pytest.approx(0.88)
+    assert table.loc["cnn_transformer", "Training data"] == "ffhq_stylegan2, dfdc (1,200 faces)"
+    body = texts(at)
+    assert "expected calibration error 0.100 → 0.030" in body and "4 of 5 detectors are not available" in body
+    assert "run abc123" in body
+    metric_rows = [df.value for df in at.dataframe if list(df.value.columns) == ["metric", "value"]]
+    assert metric_rows and dict(zip(metric_rows[0]["metric"], metric_rows[0]["value"]))["test_eer"] == "n/a"

@@ -1,0 +1,291 @@
+"""Visualisations: Grad-CAM and feature maps on the five tiny detectors (hooks, gradients and flags left as they
+were found, also on errors and under concurrent inference), grids, box overlays and plotly charts."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from visualization.charts import model_probability_chart, timeline_chart, video_series, video_timeline_chart
+from visualization.feature_maps import capture_feature_maps, feature_grid, grid_picture, to_channel_maps
+from visualization.gradcam import compute_cam, explain_all, explain_crop
+from visualization.hooks import HOOK_DICTS, hook_count, model_lock
+from visualization.overlays import (VERDICT_COLORS, cam_overlay, colorize, crop_faces, draw_faces, fit_within,
+                                    scale_faces)
+
+NAMES = ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
+
+
+@pytest.fixture(scope="module")
+def detectors(tiny_models_dir):
+    """Private copies of the five tiny detectors. timm zero-initialises some heads, which makes every gradient
+    (and so every CAM) zero: those all-zero tensors get small random values so the maps have something to show."""
+    from detectors.artifacts import load_detectors
+
+    torch.manual_seed(1)
+    loaded, errors = load_detectors(tiny_models_dir)
+    assert not errors and sorted(loaded) == sorted(NAMES)
+    with torch.no_grad():
+        for d in loaded.values():
+            for p in d.model.parameters():
+                if p.ndim >= 1 and torch.count_nonzero(p) == 0:
+                    p.normal_(0, 0.05)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def crop(astronaut_rgb) -> np.ndarray:
+    return np.ascontiguousarray(astronaut_rgb[30:230, 140:340])
+
+
+def _assert_pristine(model: torch.nn.Module, flags: list[bool]) -> None:
+    for module in model.modules():
+        for attr in HOOK_DICTS:
+            assert len(getattr(module, attr)) == 0, f"{type(module).__name__}.{attr} still holds a hook"
+    assert all(p.grad is None for p in model.parameters()), "a gradient leaked into the shared model"
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert not model.training
+    lock = model_lock(model)
+    assert lock.acquire(blocking=False), "the model's lock was not released"
+    lock.release()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradcam_gives_a_unit_range_map_for_every_architecture(detectors, crop, name):
+    d = detectors[name]
+    flags = [p.requires_grad for p in d.model.parameters()]
+    result = explain_crop(d, crop, target="fake")
+    assert result.cam.shape == (d.input_size, d.input_size)
+    assert result.cam.dtype == np.float32
+    assert float(result.cam.min()) == pytest.approx(0.0, abs=1e-6)
+    assert float(result.cam.max()) == pytest.approx(1.0, abs=1e-5), "the map is flat: no gradient reached the layer"
+    assert result.overlay.shape == crop.shape and result.overlay.dtype == np.uint8
+    # The CAM's forward pass is the detector's own: same logit as plain inference.
+    assert result.logit == pytest.approx(float(d.logits([crop])[0]), abs=1e-4)
+    assert result.probability == pytest.approx(float(d.calibrate([result.logit])[0]), abs=1e-6)
+    _assert_pristine(d.model, flags)
+
+
+def test_gradcam_real_target_differs_from_fake(detectors, crop):
+    d = detectors["xception"]
+    fake = explain_crop(d, crop, target="fake").cam
+    real = explain_crop(d, crop, target="real").cam
+    assert not np.allclose(fake, real, atol=1e-3)
+
+
+def test_gradcam_errors_leave_no_hook_and_free_the_lock(detectors, crop):
+    d = detectors["swin"]
+    flags = [p.requires_grad for p in d.model.parameters()]
+    x = d.preprocess([crop])
+    with pytest.raises(ValueError, match="not in"):
+        compute_cam(d.model, x, "no.such.layer", d.spec.reshape_transform)
+
+    def broken(_tensor):
+        raise RuntimeError("reshape failed")
+
+    with pytest.raises(RuntimeError):
+        compute_cam(d.model, x, d.spec.cam_layer, broken)
+    with pytest.raises(ValueError, match="target"):
+        compute_cam(d.model, x, d.spec.cam_layer, d.spec.reshape_transform, target="maybe")
+    _assert_pristine(d.model, flags)
+
+
+def test_gradcam_is_unaffected_by_concurrent_inference_and_other_cams(detectors, crop):
+    d = detectors["cnn_transformer"]
+    flags = [p.requires_grad for p in d.model.parameters()]
+    alone = explain_crop(d, crop).cam
+    other = np.ascontiguousarray(crop[::-1])
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def infer():
+        try:
+            while not stop.is_set():
+                d.logits([other, other])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    results: list[np.ndarray] = []
+
+    def cam():
+        try:
+            results.append(explain_crop(d, crop).cam)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    workers = [threading.Thread(target=infer) for _ in range(2)]
+    cams = [threading.Thread(target=cam) for _ in range(3)]
+    for t in workers + cams:
+        t.start()
+    for t in cams:
+        t.join(timeout=120)
+    stop.set()
+    for t in workers:
+        t.join(timeout=60)
+    assert not errors, errors
+    assert len(results) == 3
+    for r in results:
+        np.testing.assert_allclose(r, alone, atol=1e-5)
+    _assert_pristine(d.model, flags)
+
+
+def test_explain_all_covers_every_detector(detectors, crop):
+    results, errors = explain_all(detectors, crop, method="Grad-CAM++")
+    assert not errors
+    assert sorted(results) == sorted(NAMES)
+    assert all(r.method == "Grad-CAM++" and r.cam.min() >= 0 and r.cam.max() <= 1 for r in results.values())
+    assert all(hook_count(d.model) == 0 for d in detectors.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_feature_maps_of_every_layer(detectors, crop, name):
+    d = detectors[name]
+    layers = list(d.spec.feature_layers)
+    maps = capture_feature_maps(d, crop, layers)
+    assert list(maps) == layers
+    for layer, fm in maps.items():
+        assert fm.maps.ndim == 3 and fm.maps.dtype == np.float32, layer
+        c, h, w = fm.maps.shape
+        assert c >= 1 and h >= 1 and w >= 1 and np.isfinite(fm.maps).all()
+        if d.spec.family == "transformer" and len(fm.raw_shape) == 4 and fm.layout == "BHWC":
+            assert fm.raw_shape[3] == c, "Swin's channels-last activations must be permuted"
+    assert hook_count(d.model) == 0
+    assert all(p.grad is None for p in d.model.parameters())
+
+
+def test_to_channel_maps_layouts():
+    tokens = torch.arange(2 * 17 * 3, dtype=torch.float32).reshape(2, 17, 3)   # class token + 4x4 grid
+    maps, layout = to_channel_maps(tokens)
+    assert layout == "tokens" and maps.shape == (2, 3, 4, 4)
+    assert maps[1, 2, 0, 1] == tokens[1, 1 + 1, 2]          # token (row 0, col 1) after the class token
+    nhwc = torch.randn(1, 5, 5, 8)
+    maps, layout = to_channel_maps(nhwc, lambda x: x.permute(0, 3, 1, 2), "transformer")
+    assert layout == "BHWC" and maps.shape == (1, 8, 5, 5) and maps[0, 7, 2, 3] == nhwc[0, 2, 3, 7]
+    nchw = torch.randn(1, 8, 6, 6)
+    maps, layout = to_channel_maps(nchw)
+    assert layout == "BCHW" and torch.equal(maps, nchw)
+
+
+def test_feature_grid_shape_order_and_scaling():
+    rng = np.random.default_rng(0)
+    maps = rng.random((10, 5, 7)).astype(np.float32)
+    maps[3] += 10.0                    # the most active channel comes first
+    maps[6] = 2.0                      # a constant map becomes zeros, not NaN
+    grid = feature_grid(maps, max_maps=9, pad=1)
+    assert (grid.rows, grid.cols, grid.tile) == (3, 3, (5, 7))
+    assert grid.image.shape == (3 * 5 + 2, 3 * 7 + 2)
+    assert grid.channels[0] == 3 and len(grid.channels) == 9 and len(set(grid.channels)) == 9
+    assert grid.image.min() >= 0 and grid.image.max() <= 1 and np.isfinite(grid.image).all()
+    slot = grid.channels.index(6)
+    r, q = divmod(slot, 3)
+    assert np.all(grid.image[r * 6:r * 6 + 5, q * 8:q * 8 + 7] == 0)
+    picture = grid_picture(grid, min_side=100)
+    assert picture.dtype == np.uint8 and picture.ndim == 3 and max(picture.shape[:2]) >= 100
+    assert feature_grid(maps, max_maps=4).image.shape == (2 * 5 + 1, 2 * 7 + 1)
+    with pytest.raises(ValueError):
+        feature_grid(maps[0])
+
+
+def test_draw_faces_colours_boxes_by_verdict_and_leaves_the_input_alone():
+    rgb = np.full((200, 300, 3), 128, dtype=np.uint8)
+    faces = [{"box": [50, 60, 120, 150], "verdict": "FAKE", "probability": 0.91},
+             {"box": [180, 40, 260, 130], "verdict": "REAL", "probability": 0.05}]
+    out = draw_faces(rgb, faces)
+    assert out.shape == rgb.shape and np.all(rgb == 128)
+    red = tuple(int(VERDICT_COLORS["FAKE"][i:i + 2], 16) for i in (1, 3, 5))
+    green = tuple(int(VERDICT_COLORS["REAL"][i:i + 2], 16) for i in (1, 3, 5))
+    assert tuple(out[150, 85]) == red            # bottom edge of the first box
+    assert tuple(out[130, 220]) == green         # bottom edge of the second
+    assert tuple(out[100, 85]) == (128, 128, 128)  # inside a box: untouched
+    assert np.any(out[30:60, 50:120] != 128)     # the label above the first box
+    small, scale = fit_within(np.zeros((1000, 2000, 3), np.uint8), 500)
+    assert small.shape == (250, 500, 3) and scale == 0.25
+    assert scale_faces(faces, 0.5)[0]["box"] == [25.0, 30.0, 60.0, 75.0]
+
+
+def test_crop_faces_matches_the_analysis_crop(astronaut_rgb):
+    from analysis.faces import square_crop
+
+    box = [180.0, 40.0, 290.0, 180.0]
+    crop = crop_faces(astronaut_rgb, [{"box": box}], margin=0.3, size=None)[0]
+    np.testing.assert_array_equal(crop, square_crop(astronaut_rgb, box, 0.3))
+    assert crop_faces(astronaut_rgb, [{"box": box}], size=64)[0].shape == (64, 64, 3)
+
+
+def test_cam_overlay_and_colorize():
+    rgb = np.full((40, 60, 3), 200, dtype=np.uint8)
+    cam = np.zeros((8, 8), np.float32)
+    cam[:, 4:] = 1.0
+    out = cam_overlay(rgb, cam, alpha=0.5)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert out[20, 55, 0] > out[20, 55, 2]       # hot side is red (jet)
+    assert out[20, 5, 2] > out[20, 5, 0]         # cold side is blue
+    assert np.array_equal(cam_overlay(rgb, cam, alpha=0.0), rgb)
+    with pytest.raises(ValueError):
+        cam_overlay(rgb, cam, alpha=2)
+    assert colorize(np.linspace(0, 1, 12).reshape(3, 4)).shape == (3, 4, 3)
+
+
+def test_model_probability_chart_colours_and_decision_lines():
+    fig = model_probability_chart({"a": 0.9, "b": 0.55, "c": 0.1}, 0.7, threshold=0.5, band=0.1)
+    bar = fig.data[0]
+    assert list(bar.x) == [0.9, 0.55, 0.1, 0.7]
+    assert list(bar.marker.color) == [VERDICT_COLORS["FAKE"], VERDICT_COLORS["UNCERTAIN"], VERDICT_COLORS["REAL"],
+                                      VERDICT_COLORS["FAKE"]]
+    shapes = fig.layout.shapes
+    assert any(s.type == "line" and s.x0 == 0.5 for s in shapes)                   # threshold
+    assert any(s.type == "rect" and s.x0 == pytest.approx(0.4) and s.x1 == pytest.approx(0.6) for s in shapes)
+    assert [a.text for a in fig.layout.annotations if a.xref == "paper"][:3] == ["90%", "55%", "10%"]
+
+
+def test_timeline_chart_traces_and_gaps():
+    fig = timeline_chart([0.0, 0.5, 1.0], {"a": [0.2, None, 0.8], "b": [0.3, None, 0.7]}, [0.25, None, 0.75],
+                         threshold=0.5, band=0.05, current_time=0.5)
+    assert [t.name for t in fig.data] == ["a", "b", "Ensemble"]
+    assert fig.data[2].y[1] is None
+    assert any(s.type == "line" and s.x0 == 0.5 and s.xref == "x" for s in fig.layout.shapes)   # shown frame
+    assert any(s.type == "line" and s.y0 == 0.5 for s in fig.layout.shapes)                     # threshold
+
+
+def _video_report():
+    from analysis.report import FaceResult
+    from video.report import FrameFace, FrameResult, TrackResult, VideoReport
+
+    def face(p, track, models):
+        return FrameFace.from_result(FaceResult(box=[10, 10, 50, 50], score=0.99, models=models, probability=p,
+                                                verdict="FAKE" if p >= 0.6 else "REAL", agreement=0.9, size=40),
+                                     track=track)
+
+    frames = [FrameResult(index=0, time=0.0, faces=[face(0.2, 0, {"x": 0.1, "y": 0.3}),
+                                                    face(0.9, 1, {"x": 0.8, "y": 0.95})]),
+              FrameResult(index=5, time=0.2, faces=[]),
+              FrameResult(index=10, time=0.4, faces=[face(0.3, 0, {"x": 0.25, "y": 0.35})])]
+    return VideoReport(path="clip.mp4", frames=frames, models_used=["x", "y"],
+                       tracks=[TrackResult(id=0, frames=[0, 10]), TrackResult(id=1, frames=[0])])
+
+
+def test_video_series_picks_the_most_suspicious_face_or_one_person():
+    report = _video_report()
+    times, series, ensemble = video_series(report)
+    assert times == [0.0, 0.2, 0.4] and ensemble == [0.9, None, 0.3]
+    assert series == {"x": [0.8, None, 0.25], "y": [0.95, None, 0.35]}
+    _, series0, ensemble0 = video_series(report, track=0)
+    assert ensemble0 == [0.2, None, 0.3] and series0["x"] == [0.1, None, 0.25]
+    fig = video_timeline_chart(report, current_time=0.4)
+    assert len(fig.data) == 3
+
+
+def test_frames_csv_has_a_row_per_face_and_per_empty_frame():
+    import csv
+    import io
+
+    from ui.exports import frames_csv, report_json
+
+    report = _video_report()
+    rows = list(csv.DictReader(io.StringIO(frames_csv(report).decode())))
+    assert len(rows) == 4
+    assert rows[0]["person"] == "1" and rows[1]["person"] == "2" and rows[1]["p_fake_ensemble"] == "0.90000"
+    assert rows[2]["frame"] == "5" and rows[2]["p_fake_x"] == ""
+    assert b'"clip.mp4"' in report_json(report)
