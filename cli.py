@@ -92,6 +92,7 @@ def _print_human(report: dict[str, Any]) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.analyzer import get_analyzer
     from analysis.dispatch import analyze_path, expand_inputs
+    from analysis.report import json_safe
 
     try:
         settings = _settings_from_args(args)
@@ -115,7 +116,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             report = {"path": str(path), "kind": "unknown", "error": f"internal error: {exc}".splitlines()[0]}
         ok += report.get("error") is None or bool(report.get("frames") or report.get("faces"))
         if args.json:
-            print(json.dumps(report, default=str), flush=True)
+            print(json.dumps(json_safe(report)), flush=True)
         else:
             _print_human(report)
     return 0 if ok else 1

@@ -1,6 +1,8 @@
 """Result dataclasses of the analysis core, serialisable with to_dict()."""
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -44,3 +46,19 @@ class ImageReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-ready copy: NaN / inf as null, anything unknown as its str() (like `cli.py analyze --json`)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    try:
+        return json_safe(json.loads(json.dumps(value, default=str)))
+    except (TypeError, ValueError):
+        return str(value)

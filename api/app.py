@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from analysis.report import json_safe
+
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -151,22 +153,6 @@ def video_options_class() -> type:
 
 
 # --------------------------------------------------------------------------------------------------- state
-def json_safe(value: Any) -> Any:
-    """What `cli.py analyze --json` prints (json.dumps with default=str), with NaN/inf as null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    try:
-        return json_safe(json.loads(json.dumps(value, default=str)))
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def analyze_upload(analyzer: Any, upload: Upload, settings: Any, options: Any,
                    progress: Callable[[float, str], None] | None = None, cancel: Any = None) -> dict[str, Any]:
     """Blocking: the analysis thread's work. The upload is deleted when it ends, whatever happens."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from analysis.report import json_safe
 
 log = logging.getLogger("scan")
 
@@ -38,22 +39,6 @@ class ScanOptions:
     def load_analyzer(self) -> Any:
         from analysis.analyzer import Analyzer
         return Analyzer(self.models_dir, self.detectors)
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-ready copy: NaN / inf as null, anything unknown as its str() (like `cli.py analyze --json`)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    try:
-        return json_safe(json.loads(json.dumps(value, default=str)))
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def error_record(path: str, message: str) -> dict[str, Any]:
