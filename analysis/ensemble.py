@@ -82,7 +82,7 @@ STRATEGIES: dict[str, Strategy] = {
 def verdict_for(probability: float | None, threshold: float, band: float) -> str | None:
     if probability is None or (isinstance(probability, float) and math.isnan(probability)):
         return None
-    if abs(probability - threshold) < band:
+    if abs(probability - threshold) < band - 1e-9:  # tolerance: 0.6 vs 0.5 +- 0.1 is on the edge, not inside
         return UNCERTAIN
     return FAKE if probability >= threshold else REAL
 
