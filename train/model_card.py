@@ -54,7 +54,10 @@ def _source_table(metrics: dict[str, Any]) -> str:
 
 
 def _split_table(training: dict[str, Any]) -> str:
-    sources = (training.get("data") or {}).get("sources") or {}
+    data = training.get("data")
+    sources = data.get("sources") or {} if isinstance(data, dict) else {}
+    if not sources:
+        return f"(no split summary in the manifest; training data: {data or 'unknown'})"
     rows = ["| source | train real / fake | val real / fake | test real / fake |", "|---|---|---|---|"]
     for src, splits in sorted(sources.items()):
         cells = [f"{splits.get(s, {}).get('real', 0)} / {splits.get(s, {}).get('fake', 0)}"

@@ -8,13 +8,15 @@ wanted, or MLflow unavailable) accepts the same calls and does nothing.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,22 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _schema_lock(uri: str) -> Iterator[None]:
+    """Two runs starting together on a fresh SQLite store race to create its tables; serialise them."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Tracker:
     def __init__(self, enabled: bool = True, tracking_uri: str | None = None,
                  experiment: str = DEFAULT_EXPERIMENT) -> None:
@@ -60,7 +78,9 @@ class Tracker:
         try:
             os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
             from mlflow import MlflowClient
-            self.client = MlflowClient(tracking_uri=self.uri)
+            with _schema_lock(self.uri):
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)  # creates/migrates the SQLite schema under the lock
         except Exception as exc:  # noqa: BLE001 - tracking must never stop a training run
             log.warning("MLflow tracking disabled: %s", exc)
             self.enabled = False
