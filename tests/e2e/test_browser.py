@@ -2,8 +2,9 @@
 
 Uploads a face photo and a short generated clip with a face, waits for the verdicts, scrubs the video's frame
 slider, opens the feature-map and model pages, and saves a screenshot of each step in tests/e2e/screenshots/
-(git-ignored) for a person to look at. Runs on tiny random models (the `tiny_models_dir` fixture): the verdicts
-are meaningless, the pages are real. Skips cleanly without chromium or Playwright.
+(git-ignored) for a person to look at. Runs on the shipped weights in converted_models/ when all five are there
+(as a user gets them), else on tiny random models (the `tiny_models_dir` fixture), whose verdicts are meaningless.
+Skips cleanly without chromium or Playwright.
 """
 from __future__ import annotations
 
@@ -53,12 +54,18 @@ def face_clip(path: Path, frames: int = 24, fps: float = 8.0, width: int = 480, 
     return path
 
 
+def _models_dir(tiny_models_dir: Path) -> Path:
+    shipped = ROOT / "converted_models"
+    names = ("xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer")
+    return shipped if all((shipped / n / "manifest.json").is_file() for n in names) else tiny_models_dir
+
+
 @pytest.fixture(scope="module")
 def server(tiny_models_dir, tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "DEEPFAKE_MODELS_DIR": str(tiny_models_dir), "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "DEEPFAKE_MODELS_DIR": str(_models_dir(tiny_models_dir)), "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
