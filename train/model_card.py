@@ -109,23 +109,31 @@ Per source (AUC):
 """
 
 
-def ensemble_section(report: dict[str, Any]) -> str:
-    lines = ["## Held-out results, every detector and the ensemble", "",
-             f"From `{report.get('command', 'python -m train.evaluate')}`:", ""]
+def ensemble_section(report: dict[str, Any], command: str) -> str:
+    """A table of every scorer (detectors and the ensemble) from a train/evaluate.py report."""
     models = report.get("models") or {}
-    lines += ["| scorer | test AUC (all) | " + " | ".join(f"AUC {s}" for s in sorted(report.get("sources", []))) + " |",
-              "|---|---|" + "---|" * len(report.get("sources", []))]
+    sources = sorted({src for entry in models.values() for src in (entry.get("by_source") or {})})
+    head = "| scorer | n | AUC | accuracy | log loss | ECE | " + " | ".join(f"AUC {s}" for s in sources)
+    lines = [f"Split `{report.get('split')}` of `{', '.join(report.get('data', []))}`, reproduced by:", "",
+             f"    {command}", "", head + " | video-level AUC |", "|---" * (len(sources) + 7) + "|"]
     for name, entry in models.items():
+        m = entry.get("items") or {}
         by_source = entry.get("by_source") or {}
-        cells = [_fmt((by_source.get(s) or {}).get("auc")) for s in sorted(report.get("sources", []))]
-        lines.append(f"| {name} | {_fmt((entry.get('overall') or {}).get('auc'))} | " + " | ".join(cells) + " |")
+        cells = [_fmt((by_source.get(s) or {}).get("auc")) for s in sources]
+        lines.append(f"| {name} | {m.get('n')} | {_fmt(m.get('auc'))} | {_fmt(m.get('accuracy'))} | "
+                     f"{_fmt(m.get('log_loss'))} | {_fmt(m.get('ece'))} | " + " | ".join(cells) +
+                     f" | {_fmt((entry.get('videos') or {}).get('auc'))} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", type=Path, default=Path("converted_models"))
-    p.add_argument("--eval", type=Path, default=None, help="summary JSON of the held-out evaluation")
+    p.add_argument("--eval", type=Path, default=None, help="report.json of train/evaluate.py on the held-out split")
+    p.add_argument("--eval-command", default="python -m train.evaluate --models converted_models "
+                   "--data data_cache/shared/index.csv --split test --ensemble weighted",
+                   help="the command that produced --eval, quoted in the summary")
+    p.add_argument("--notes", type=Path, default=None, help="markdown appended to the summary (e.g. photo results)")
     args = p.parse_args(argv)
     written = []
     for name in detector_names():
@@ -136,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model cards written for: {', '.join(written) or 'none'}")
     if args.eval and args.eval.is_file():
         summary = json.loads(args.eval.read_text())
-        (args.models / "ENSEMBLE.md").write_text("# The shipped ensemble\n\n" + ensemble_section(summary))
+        text = "# The shipped detectors and their ensemble: held-out results\n\n" + \
+            ensemble_section(summary, args.eval_command)
+        if args.notes and args.notes.is_file():
+            text += "\n" + args.notes.read_text()
+        (args.models / "ENSEMBLE.md").write_text(text)
         print(f"ensemble summary written to {args.models / 'ENSEMBLE.md'}")
     return 0
 
