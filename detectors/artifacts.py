@@ -1,7 +1,7 @@
 """Trained detectors on disk, and loaded detectors ready for inference.
 
 An artifact is a folder `<models_dir>/<name>/` holding
-  * `model.safetensors` - the state dict in float16 (integer buffers keep their dtype); never a pickle;
+  * `model.safetensors` - the state dict in float16 (float32 for models fp16 would change; integer buffers keep their dtype); never a pickle;
   * `manifest.json`     - a Manifest: what to build (architecture, kwargs, input size, normalisation), the
                           calibration (temperature, threshold), the weights' sha256, and where they came from.
 Loading checks the manifest, the checksum and the architecture, rebuilds the model with build_model and loads the
@@ -33,6 +33,8 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_DTYPE = "float16"
+# float32 is for models whose logits fp16 rounding would move (train/convert.py falls back to it)
+WEIGHTS_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 DEFAULT_MODELS_DIR = "converted_models"
 
 
@@ -132,14 +134,14 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _half_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+def _stored_state_dict(model: nn.Module, dtype: str = WEIGHTS_DTYPE) -> dict[str, torch.Tensor]:
     state = {}
     for key, tensor in model.state_dict().items():
         tensor = tensor.detach().to("cpu")
         if tensor.is_floating_point():
-            tensor = tensor.to(torch.float16)
+            tensor = tensor.to(WEIGHTS_DTYPES[dtype])
             if not torch.isfinite(tensor).all():
-                raise ArtifactError(f"weight {key} is not finite in float16 (overflow or NaN in training)")
+                raise ArtifactError(f"weight {key} is not finite in {dtype} (overflow or NaN in training)")
         state[key] = tensor.contiguous()
     return state
 
@@ -173,8 +175,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_size: int | None = None,
                   model_kwargs: dict[str, Any] | None = None, temperature: float = 1.0, threshold: float = 0.5,
                   training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                  run_id: str | None = None) -> Path:
-    """Write `<out_dir>/<name>/model.safetensors` (float16) and `manifest.json`; return the folder.
+                  run_id: str | None = None, dtype: str = WEIGHTS_DTYPE) -> Path:
+    """Write `<out_dir>/<name>/model.safetensors` (float16, or float32 on request) and `manifest.json`; return
+    the folder.
 
     input_size / model_kwargs default to what build_model recorded on the model, then to the spec's defaults.
     The weights are checked against a model rebuilt from the manifest before anything is written, so a saved
@@ -188,7 +191,9 @@ def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_siz
         if model_kwargs is None:
             model_kwargs = model_kwargs_for(name, input_size)
     model_kwargs = _jsonable(dict(model_kwargs))
-    state = _half_state_dict(model)
+    if dtype not in WEIGHTS_DTYPES:
+        raise ArtifactError(f"weights dtype {dtype!r} is not supported (choose {', '.join(WEIGHTS_DTYPES)})")
+    state = _stored_state_dict(model, dtype)
     with torch.device("meta"):   # shapes only: no memory, no initialisation cost
         reference = build_model(name, pretrained=False, **model_kwargs).state_dict()
     problem = _shape_problems(state, reference)
@@ -201,7 +206,7 @@ def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_siz
         format_version=FORMAT_VERSION, name=name, architecture=spec.architecture, model_kwargs=model_kwargs,
         input_size=int(input_size), mean=[float(v) for v in spec.mean], std=[float(v) for v in spec.std],
         temperature=float(temperature), threshold=float(threshold), weights_file=WEIGHTS_FILE,
-        sha256=sha256_bytes(data), dtype=WEIGHTS_DTYPE, training=_jsonable(dict(training or {})),
+        sha256=sha256_bytes(data), dtype=dtype, training=_jsonable(dict(training or {})),
         metrics=_jsonable(dict(metrics or {})), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         run_id=str(run_id))
     Manifest.from_dict(manifest.to_dict(), where=f"{name} manifest")   # same checks as loading
@@ -322,8 +327,9 @@ def load_artifact(folder: str | Path, expected_name: str | None = None) -> Loade
     if manifest.architecture != spec.architecture:
         raise ArtifactError(f"{folder}: architecture {manifest.architecture!r} does not match the registry's "
                             f"{spec.architecture!r} for {manifest.name}; re-convert it with this version")
-    if manifest.dtype != WEIGHTS_DTYPE:
-        raise ArtifactError(f"{folder}: weights dtype {manifest.dtype!r} is not supported (expected {WEIGHTS_DTYPE})")
+    if manifest.dtype not in WEIGHTS_DTYPES:
+        raise ArtifactError(f"{folder}: weights dtype {manifest.dtype!r} is not supported "
+                            f"(expected {' or '.join(WEIGHTS_DTYPES)})")
     state = _read_weights(folder, manifest)
     try:
         model = build_model(manifest.name, pretrained=False, **manifest.model_kwargs)

@@ -68,15 +68,17 @@ def verify(model: torch.nn.Module, folder: Path, n: int = 6, seed: int = 0) -> C
     got = detector.logits(crops).astype(np.float64)
     x = to_tensor_batch(crops, size, detector.mean, detector.std)
     rounded = copy.deepcopy(model)
+    stored = {"float16": torch.float16, "float32": torch.float32}[detector.manifest.dtype]
     with torch.no_grad():
         for p in list(rounded.parameters()) + list(rounded.buffers()):
             if p.is_floating_point():
-                p.copy_(p.half().float())
+                p.copy_(p.to(stored).float())
         want16 = rounded(x).reshape(-1).double().numpy()
         want32 = model(x).reshape(-1).double().numpy()
     d16, d32 = np.abs(got - want16), np.abs(got - want32)
     if d16.max() > EXACT_TOL * max(1.0, float(np.abs(want16).max())):
-        raise ConversionError(f"artifact logits differ from the fp16 checkpoint model by {d16.max():.2e}")
+        raise ConversionError(f"artifact logits differ from the {detector.manifest.dtype} checkpoint model by "
+                              f"{d16.max():.2e}")
     t = detector.temperature
     dp = np.abs(apply_temperature(got, t) - apply_temperature(want32, t))
     ok = (d32 <= FP16_ABS + FP16_REL * np.abs(want32)) | (dp <= FP16_PROB)
@@ -107,11 +109,21 @@ def convert(checkpoint: str | Path, out_dir: str | Path, name: str | None = None
     training = dict(ckpt.get("training") or {})
     training.update({"checkpoint": str(Path(checkpoint).resolve()), "epoch": int(ckpt.get("epoch", -1)) + 1,
                      "run_id": ckpt.get("run_id") or ""})
-    folder = save_artifact(model, name, out_dir, input_size=int(ckpt["input_size"]),
-                           model_kwargs=dict(ckpt["model_kwargs"]), temperature=float(ckpt.get("temperature") or 1.0),
-                           threshold=threshold, training=clean_json(training),
-                           metrics=clean_json(dict(ckpt.get("metrics") or {})), run_id=ckpt.get("run_id") or None)
-    check = verify(model, folder)
+    def save(dtype: str) -> Path:
+        return save_artifact(model, name, out_dir, input_size=int(ckpt["input_size"]),
+                             model_kwargs=dict(ckpt["model_kwargs"]),
+                             temperature=float(ckpt.get("temperature") or 1.0), threshold=threshold,
+                             training=clean_json(training), metrics=clean_json(dict(ckpt.get("metrics") or {})),
+                             run_id=ckpt.get("run_id") or None, dtype=dtype)
+
+    folder = save("float16")
+    try:
+        check = verify(model, folder)
+    except ConversionError as exc:
+        # fp16 keeps the repository small, but never at the cost of changing what the model says
+        log.warning("%s; storing %s in float32 instead", exc, name)
+        folder = save("float32")
+        check = verify(model, folder)
     log.info("artifact %s verified: max |logit diff| %.2e vs fp16 weights, %.2e vs fp32", folder,
              check.max_diff_fp16, check.max_diff_fp32)
     if log_to_mlflow and ckpt.get("run_id"):
