@@ -271,3 +271,20 @@ def test_load_detectors_keeps_going_past_broken_ones(cheap_artifact, tmp_path, m
     assert "is not valid JSON" in missing["cross_attention"]
     assert missing["resnet"].startswith("unknown detector 'resnet'; known: xception")
     assert all("\n" not in reason for reason in missing.values())
+
+
+def test_float32_artifacts_round_trip_exactly(tmp_path):
+    """Models whose logits fp16 would move are stored in float32 (train/convert.py falls back to it)."""
+    torch.manual_seed(0)
+    model = build_model("cnn_transformer", input_size=64).eval()
+    folder = save_artifact(model, "cnn_transformer", tmp_path, dtype="float32")
+    detector = load_artifact(folder)
+    assert detector.manifest.dtype == "float32"
+    assert {t.dtype for t in safetensors_load((folder / "model.safetensors").read_bytes()).values()
+            if t.is_floating_point()} == {torch.float32}
+    crops = [np.random.default_rng(i).integers(0, 255, (80, 80, 3), dtype=np.uint8) for i in range(3)]
+    with torch.no_grad():
+        want = model(to_tensor_batch(crops, 64, detector.mean, detector.std)).reshape(-1).numpy()
+    np.testing.assert_allclose(detector.logits(crops), want, rtol=0, atol=1e-5)
+    with pytest.raises(ArtifactError, match="not supported"):
+        save_artifact(model, "cnn_transformer", tmp_path, dtype="int8")
