@@ -74,5 +74,5 @@ class CnnTransformerDetector(nn.Module):
 
 
 def build_cnn_transformer(pretrained: bool = False, **kwargs) -> CnnTransformerDetector:
-    """pretrained=True starts the CNN from the offline ImageNet efficientnet_lite0 weights."""
+    """With `pretrained`, the CNN starts from the offline ImageNet efficientnet_lite0 weights."""
     return CnnTransformerDetector(pretrained=pretrained, **kwargs)

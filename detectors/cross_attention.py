@@ -162,5 +162,5 @@ class CrossAttentionDetector(nn.Module):
 
 
 def build_cross_attention(pretrained: bool = False, **kwargs) -> CrossAttentionDetector:
-    """pretrained=True starts the RGB trunk from the offline ImageNet efficientnet_lite0 weights."""
+    """With `pretrained`, the RGB trunk starts from the offline ImageNet efficientnet_lite0 weights."""
     return CrossAttentionDetector(pretrained=pretrained, **kwargs)

@@ -113,7 +113,7 @@ def load_lite0_imagenet(model: nn.Module, path: str | Path | None = None) -> nn.
 def create_lite0(pretrained: bool = False, **kwargs) -> nn.Module:
     """timm efficientnet_lite0 with the 1000-class ImageNet head, configured as the offline weights expect.
 
-    pretrained=True loads the offline weights (never the network).
+    With `pretrained` it loads the offline weights (never the network).
     """
     model = timm.create_model(LITE0_ARCH, pretrained=False, **{**LITE0_TIMM_KWARGS, **kwargs})
     if pretrained:

@@ -14,7 +14,7 @@ SWIN_MAX_WINDOW = 7
 
 
 def _create(arch: str, pretrained: bool, **kwargs) -> nn.Module:
-    """timm model with num_classes=1; pretrained=True downloads ImageNet weights from the timm hub (online only)."""
+    """timm model with num_classes=1; with `pretrained` (an explicit option, online only) timm downloads ImageNet weights."""
     try:
         return timm.create_model(arch, pretrained=pretrained, num_classes=1, **kwargs)
     except (OSError, RuntimeError) as exc:
