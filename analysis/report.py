@@ -1,10 +1,11 @@
 """Result dataclasses of the analysis core, serialisable with to_dict()."""
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
+
+import numpy as np
 
 FAKE, REAL, UNCERTAIN = "FAKE", "REAL", "UNCERTAIN"
 
@@ -49,7 +50,14 @@ class ImageReport:
 
 
 def json_safe(value: Any) -> Any:
-    """JSON-ready copy: NaN / inf as null, anything unknown as its str() (like `cli.py analyze --json`)."""
+    """Strict-JSON copy of reports, metrics and dataclasses: NaN / inf as null, numpy as Python, dataclass fields
+    marked `metadata={"json": False}` (thumbnails, crops) left out, anything unknown as its str()."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_safe(getattr(value, f.name)) for f in fields(value) if f.metadata.get("json", True)}
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -58,7 +66,6 @@ def json_safe(value: Any) -> Any:
         return [json_safe(v) for v in value]
     if value is None or isinstance(value, (str, int, bool)):
         return value
-    try:
-        return json_safe(json.loads(json.dumps(value, default=str)))
-    except (TypeError, ValueError):
-        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError("bytes in a JSON field; mark the dataclass field json=False")
+    return str(value)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import cv2
@@ -100,11 +99,6 @@ def test_face_units_take_the_most_suspicious_face(tiny_models_dir):
     ev.score_units([unit], detectors, None, "")
     assert unit.scores["cnn_transformer"] == pytest.approx(detectors["cnn_transformer"].predict(crops).max())
     assert unit.crops == []
-
-
-def test_mean_logit_fallback():
-    p = ev.mean_logit_ensemble({"a": 0.5, "b": 0.9}, {"a": 1.0, "b": 3.0})
-    assert p == pytest.approx(1 / (1 + math.exp(-2.0)))
 
 
 def test_cli(tiny_models_dir, video_index, tmp_path, capsys):

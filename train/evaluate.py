@@ -36,22 +36,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 # ---------------------------------------------------------------------------------------------- ensemble
-def mean_logit_ensemble(probs: dict[str, float], logits: dict[str, float]) -> float:
-    """Fallback ensemble: sigmoid of the mean calibrated logit."""
-    z = float(np.mean([logits[n] for n in probs]))
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-
-
 def ensemble_function(strategy: str | None, weights: dict[str, float]) -> Callable[[dict, dict], float] | None:
     """probs, calibrated logits -> ensemble probability, through analysis.ensemble.combine when it exists."""
     if not strategy:
         return None
-    try:
-        from analysis.ensemble import STRATEGIES, combine
-        from analysis.settings import AnalysisSettings
-    except ImportError:
-        log.warning("analysis.ensemble is not available: using the mean of calibrated logits")
-        return mean_logit_ensemble
+    from analysis.ensemble import STRATEGIES, combine
+    from analysis.settings import AnalysisSettings
+
     if strategy not in STRATEGIES:
         raise DataError(f"unknown ensemble strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     settings = AnalysisSettings(strategy=strategy)
@@ -183,12 +174,8 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
             log.warning("%s not loaded: %s", name, why)
     if not detectors:
         raise DataError(f"no detector loaded from {models_dir}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-    weights = {}
-    try:
-        from analysis.analyzer import model_weight
-        weights = {n: model_weight(d) for n, d in detectors.items()}
-    except ImportError:
-        weights = {n: 1.0 for n in detectors}
+    from analysis.analyzer import model_weight
+    weights = {n: model_weight(d) for n, d in detectors.items()}
     combine = ensemble_function(ensemble, weights)
     ensemble_name = f"ensemble:{ensemble}" if ensemble else ""
 

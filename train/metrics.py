@@ -2,12 +2,13 @@
 and the ROC / confusion-matrix / reliability-diagram plots (matplotlib, Agg backend)."""
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from analysis.report import json_safe as clean_json  # noqa: F401 - re-exported for train/ callers
 
 FPR_TARGETS = (0.01, 0.05, 0.10)
 
@@ -196,21 +197,6 @@ def aggregate_by(keys: Sequence[str], y_true: Sequence, probs: Sequence) -> tupl
             raise ValueError(f"{k}: items with different labels cannot be aggregated")
         labels.append(values.pop())
     return names, np.array(labels, np.int64), np.array([p[groups[k]].mean() for k in names])
-
-
-def clean_json(value):
-    """NaN/inf -> None and numpy scalars -> Python, recursively: strict JSON for reports and MLflow."""
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---------------------------------------------------------------------------------------------- plots

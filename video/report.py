@@ -6,34 +6,16 @@ marked `json: False`, which `to_dict()` leaves out. Face entries are shaped like
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import cv2
 import numpy as np
 
 from analysis.report import FaceResult
+from analysis.report import json_safe as _jsonable
 
 _NO_JSON = {"json": False}
-
-
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value) if f.metadata.get("json", True)}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (bytes, bytearray)):
-        raise TypeError("bytes in a JSON field; mark the field json=False")
-    return value
 
 
 def decode_jpeg(data: bytes | None) -> np.ndarray | None:
