@@ -45,7 +45,9 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--strategy", default="weighted", choices=sorted(STRATEGIES))
     g.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a face is FAKE")
     g.add_argument("--band", type=float, default=0.1, help="|p - threshold| below this is UNCERTAIN")
-    g.add_argument("--detectors", default=None, help="comma-separated detector names (default: all loaded)")
+    g.add_argument("--detectors", default=None,
+                   help="comma-separated detector names (default: the loaded ones that pass the quality gate; "
+                        "naming a detector here includes it even if it does not pass)")
     g.add_argument("--margin", type=float, default=0.3, help="face crop margin, fraction of the face box")
     g.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
     g.add_argument("--whole-image", action="store_true", help="with no face found, score the whole image")
@@ -63,6 +65,7 @@ def _fmt_p(p: float | None) -> str:
 
 
 def _print_human(report: dict[str, Any]) -> None:
+    from analysis.report import not_voting_text
     head = f"{report['path']}  [{report.get('kind')}]"
     partial = report.get("frames") or report.get("faces")
     if report.get("error"):
@@ -75,6 +78,8 @@ def _print_human(report: dict[str, Any]) -> None:
         print(f"  note: {report['message']}")
     for name, why in (report.get("models_missing") or {}).items():
         print(f"  missing detector {name}: {why}")
+    if report.get("models_not_voting"):
+        print(f"  not voting: {not_voting_text(report['models_not_voting'])}")
     if report.get("kind") == "video":
         for t in report.get("tracks", []):
             print(f"  person #{t['id']}: {t.get('verdict')} p={_fmt_p(t.get('probability'))} "
@@ -124,7 +129,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from analysis.analyzer import get_analyzer
-    info = get_analyzer(args.models_dir).model_info()
+    analyzer = get_analyzer(args.models_dir)
+    info = analyzer.model_info()
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -133,12 +139,21 @@ def cmd_models(args: argparse.Namespace) -> int:
         size = m.get("input_size", m["default_input_size"])
         print(f"{m['name']:<16} {m['architecture']:<34} {size:>4}px  {status}")
         if m["loaded"]:
+            votes = "yes" if m["votes"] else "no"
+            if m.get("gate_reason"):
+                votes += f" ({'gate fallback; ' if m['votes'] else ''}{m['gate_reason']})"
+            print(f"{'':16} VOTES {votes}")
             man = m["manifest"]
             metrics = man.get("metrics") or {}
             shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
             print(f"{'':16} weights {m['weights']}  sha256 {m['checksum'][:12]}…  T={man.get('temperature')}")
             if shown:
                 print(f"{'':16} " + "  ".join(f"{k}={v:.3f}" for k, v in sorted(shown.items())))
+    if analyzer.detectors:
+        print(f"quality gate: a detector votes by default when its validation AUC is at least "
+              f"{analyzer.gate_floor:g} on every data source; name others with --detectors to include them")
+    if analyzer.gate_note():
+        print(f"note: {analyzer.gate_note()}")
     return 0
 
 

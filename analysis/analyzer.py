@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from detectors.artifacts import LoadedDetector, load_detectors
+from detectors.gate import GATE_FLOOR, GateDecision, gate_decision
 from detectors.registry import detector_names, get_spec
 
 from .ensemble import STRATEGIES, combine, verdict_for
@@ -21,7 +23,7 @@ from .errors import MediaError
 from .faces import Face, FaceFinder, square_crop
 from .media import LoadedImage, load_image
 from .quality import assess_quality
-from .report import FaceResult, ImageReport
+from .report import FaceResult, ImageReport, join_notes
 from .settings import AnalysisSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +46,15 @@ def model_weight(detector: LoadedDetector) -> float:
     return max(auc - 0.5, 0.01)
 
 
+@dataclass
+class VotePlan:
+    """Which detectors vote in one analysis, and what the report says about the others."""
+    names: list[str]                                                # the detectors that score and vote
+    not_voting: list[dict[str, str]] = field(default_factory=list)  # {"name", "reason"}: left out by the gate
+    missing: dict[str, str] = field(default_factory=dict)           # wanted but not loaded: name -> why
+    note: str | None = None                                         # for the report's message (gate fallback)
+
+
 class Analyzer:
     def __init__(self, models_dir: str | Path | None = None, names: list[str] | None = None,
                  device: str = "cpu") -> None:
@@ -51,6 +62,9 @@ class Analyzer:
         self.device = device
         self.detectors, self.load_errors = load_detectors(self.models_dir, names)
         self.weights = {n: model_weight(d) for n, d in self.detectors.items()}
+        self.gate_floor = GATE_FLOOR
+        self.gate: dict[str, GateDecision] = {n: gate_decision(d.manifest.to_dict(), self.gate_floor)
+                                              for n, d in self.detectors.items()}
         self._finders: dict[tuple, FaceFinder] = {}
         self._finders_lock = threading.Lock()
 
@@ -67,9 +81,54 @@ class Analyzer:
                 self._finders[key] = finder
             return finder
 
+    # ---- the quality gate: who votes by default ------------------------------------------------
+    @property
+    def gate_fallback(self) -> bool:
+        """True when detectors are loaded but none passes the gate: then every loaded detector votes."""
+        return bool(self.detectors) and not any(self.gate[n].votes for n in self.detectors)
+
+    def default_detectors(self) -> list[str]:
+        """The detectors of the default ensemble: the loaded ones that pass the gate (all loaded if none does)."""
+        passing = [n for n in self.detectors if self.gate[n].votes]
+        return passing or list(self.detectors)
+
+    def gate_note(self) -> str | None:
+        """One line when the gate falls back to every loaded detector; None otherwise."""
+        if not self.gate_fallback:
+            return None
+        return (f"no detector passes the quality gate (validation AUC of at least {self.gate_floor:g} on every "
+                f"data source), so all {len(self.detectors)} loaded detectors vote")
+
+    def not_voting(self, settings: AnalysisSettings) -> list[dict[str, str]]:
+        """Loaded detectors the gate leaves out of this analysis: none when the user chose the detectors."""
+        if settings.detectors is not None or self.gate_fallback:
+            return []
+        return [{"name": n, "reason": self.gate[n].reason or ""} for n in self.detectors if not self.gate[n].votes]
+
+    def detectors_setting(self, chosen: list[str]) -> list[str] | None:
+        """`AnalysisSettings.detectors` for a selection in a UI: None (the gated default) when it is exactly the
+        default set, so reports say which detectors the gate left out; the explicit list otherwise."""
+        return None if set(chosen) == set(self.default_detectors()) else list(chosen)
+
+    def vote_plan(self, settings: AnalysisSettings) -> VotePlan:
+        """Who votes in an analysis with `settings` (ValueError for an unknown detector name)."""
+        return VotePlan(names=self.active_detectors(settings), not_voting=self.not_voting(settings),
+                        missing=self.missing_for(settings),
+                        note=self.gate_note() if settings.detectors is None else None)
+
+    def begin_report(self, report: Any, settings: AnalysisSettings) -> VotePlan:
+        """Fill the detector fields every report has (image and video): models_used, models_missing,
+        models_not_voting, model_checksums; the note is left to the caller, which owns `message`."""
+        plan = self.vote_plan(settings)
+        report.models_used = list(plan.names)
+        report.models_missing = dict(plan.missing)
+        report.models_not_voting = [dict(e) for e in plan.not_voting]
+        report.model_checksums = {n: self.detectors[n].checksum for n in plan.names}
+        return plan
+
     def active_detectors(self, settings: AnalysisSettings) -> list[str]:
         if settings.detectors is None:
-            return list(self.detectors)
+            return self.default_detectors()
         unknown = [n for n in settings.detectors if n not in detector_names()]
         if unknown:
             raise ValueError(f"unknown detector(s): {', '.join(unknown)}; known: {', '.join(detector_names())}")
@@ -120,11 +179,10 @@ class Analyzer:
         label = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<upload>")
         report = ImageReport(path=label, settings=settings.to_dict())
         timings: dict[str, float] = {}
+        note: str | None = None
         try:
-            names = self.active_detectors(settings)
-            report.models_missing = self.missing_for(settings)
-            report.models_used = names
-            report.model_checksums = {n: self.detectors[n].checksum for n in names}
+            plan = self.begin_report(report, settings)
+            names, note = plan.names, plan.note
             t = time.perf_counter()
             image = load_image(source, max_pixels=settings.max_pixels)
             timings["decode"] = time.perf_counter() - t
@@ -162,6 +220,7 @@ class Analyzer:
             report.error = str(exc).strip("'\"")
         except MemoryError:
             report.error = "out of memory while analysing this image; try a smaller one"
+        report.message = join_notes(report.message, note)
         report.timings = {k: round(v, 4) for k, v in timings.items()}
         report.timings["total"] = round(sum(timings.values()), 4)
         return report
@@ -174,17 +233,23 @@ class Analyzer:
 
     # ---- what the Models page, `cli.py models` and GET /v1/models show ----------------------
     def model_info(self) -> list[dict[str, Any]]:
+        """Per registered detector: load status, manifest, checksum, and the gate: `votes` (in the default
+        ensemble), `gate_reason` (why it fails the gate; null when it passes or is not loaded), `gate_floor`."""
         info = []
+        voting = set(self.default_detectors())
         for n in detector_names():
             spec = get_spec(n)
             entry: dict[str, Any] = {"name": n, "architecture": spec.architecture, "family": spec.family,
                                      "default_input_size": spec.input_size,
-                                     "loaded": n in self.detectors, "error": self.load_errors.get(n)}
+                                     "loaded": n in self.detectors, "error": self.load_errors.get(n),
+                                     "votes": n in voting, "gate_reason": None, "gate_floor": self.gate_floor}
             if n in self.detectors:
                 d = self.detectors[n]
                 entry.update({"input_size": d.input_size, "weights": str(self.models_dir / n / d.manifest.weights_file),
                               "checksum": d.checksum, "checksum_verified": True,
                               "weight_in_ensemble": round(self.weights[n], 4),
+                              "gate_reason": self.gate[n].reason,
+                              "gate_auc_by_source": {k: round(v, 4) for k, v in self.gate[n].auc_by_source.items()},
                               "manifest": d.manifest.to_dict() if hasattr(d.manifest, "to_dict") else vars(d.manifest)})
             info.append(entry)
         return info

@@ -40,6 +40,7 @@ class ImageReport:
     sha256: str | None = None
     models_used: list[str] = field(default_factory=list)
     models_missing: dict[str, str] = field(default_factory=dict)   # name -> why
+    models_not_voting: list[dict[str, str]] = field(default_factory=list)   # {"name", "reason"}: left out by the gate
     model_checksums: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)        # stage -> seconds
@@ -47,6 +48,17 @@ class ImageReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def join_notes(*notes: str | None) -> str | None:
+    """The report's `message`: its non-empty notes joined by "; " (None when there is none)."""
+    return "; ".join(n for n in notes if n) or None
+
+
+def not_voting_text(entries: list[dict[str, str]] | None) -> str:
+    """The detectors a report's gate left out, on one line: "swin (validation AUC below 0.75 on dfdc (0.501)); ..."."""
+    return "; ".join(f"{e.get('name')} ({e.get('reason')})" if e.get("reason") else str(e.get("name"))
+                     for e in entries or [])
 
 
 def json_safe(value: Any) -> Any:

@@ -47,7 +47,8 @@ PARAMS: dict[str, tuple[str, str]] = {
     "strategy": ("string", "ensemble strategy (see analysis.ensemble.STRATEGIES; default weighted)"),
     "threshold": ("number", "probability at or above which a face is FAKE (0..1, default 0.5)"),
     "band": ("number", "|p - threshold| below this is UNCERTAIN (0..0.5, default 0.1)"),
-    "detectors": ("string", "comma-separated detector names (default: every loaded detector)"),
+    "detectors": ("string", "comma-separated detector names (default: the loaded ones that pass the quality "
+                            "gate, see GET /v1/models `votes`; a named detector is used even if it does not pass)"),
     "margin": ("number", "face crop margin, fraction of the face box (default 0.3)"),
     "min_face": ("integer", "smallest face side in pixels (default 40)"),
     "whole_image": ("boolean", "with no face found, score the whole image (default false)"),
@@ -314,7 +315,8 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
-    @v1.get("/models", tags=["models"], summary="The detectors: manifests, checksums, load status")
+    @v1.get("/models", tags=["models"], summary="The detectors: manifests, checksums, load status, "
+                                                         "whether each votes by default (quality gate)")
     async def models() -> dict[str, Any]:
         return {"models": json_safe(state.analyzer.model_info())}
 

@@ -13,6 +13,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = (REPO_ROOT.parent / "shared" / "data").resolve()
 TINY_SIZE = 64
+# every tiny detector passes the quality gate (detectors.gate), so the default ensemble is all five;
+# tests/test_gate.py rewrites manifests to make some fail
+PASSING_AUCS = {"dfdc": 0.9, "ffhq_stylegan2": 0.8, "videos": None}
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +32,8 @@ def tiny_models_dir(tmp_path_factory) -> Path:
         model = build_model(name, pretrained=False, **kwargs)
         save_artifact(model, name, out, input_size=TINY_SIZE, model_kwargs=kwargs, temperature=1.5,
                       threshold=0.5, training={"data": "random initialisation (tests)"},
-                      metrics={"val_auc": 0.5 + 0.05 * (len(name) % 5)}, run_id="test")
+                      metrics={"val_auc": 0.5 + 0.05 * (len(name) % 5), "val_auc_by_source": PASSING_AUCS},
+                      run_id="test")
     return out
 
 

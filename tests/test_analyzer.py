@@ -24,6 +24,7 @@ def test_one_face_five_models(analyzer, face_photo):
     assert report.verdict == verdict_for(face.probability, 0.5, 0.1)
     assert report.sha256 and report.width == 512 and report.height == 512
     assert set(report.model_checksums) == set(detector_names())
+    assert report.models_not_voting == [] and report.message is None   # every tiny detector passes the gate
     assert {"decode", "faces", "ensemble", "total"} <= set(report.timings)
     json.dumps(report.to_dict())  # serialisable as it is
 

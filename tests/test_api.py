@@ -126,6 +126,7 @@ def test_healthz_readyz_models(client, analyzer):
     assert len(models) == 5 and all(m["loaded"] for m in models)
     assert {m["name"] for m in models} == set(analyzer.detectors)
     assert all(m["manifest"]["temperature"] == 1.5 and len(m["checksum"]) == 64 for m in models)
+    assert all(m["votes"] is True and m["gate_reason"] is None and m["gate_floor"] == 0.75 for m in models)
 
 
 def test_not_ready_without_models(tmp_path, jpeg):

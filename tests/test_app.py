@@ -106,6 +106,7 @@ def test_models_page_shows_every_manifest(models_env):
     assert set(table["Input size"]) == {"64 px"}
     assert list(table["Training data"]) == ["random initialisation (tests)"] * 5
     assert table["Held-out AUC"].between(0.5, 0.75).all()
+    assert set(table["Votes by default"]) == {"✓ yes"}      # the tiny detectors pass the quality gate
     assert len(at.expander) == 5 + 1        # one per detector, plus the sidebar's face-detection settings
     assert "5 of 5 detectors loaded" in texts(at)
 
@@ -180,6 +181,39 @@ def test_sidebar_controls_drive_the_analysis(models_env, face_photo):
     at.sidebar.checkbox(key="sb_fallback").check().run()
     ok(at)
     assert report().message.startswith("no face found: the whole image was scored") and report().verdict
+
+
+def test_quality_gate_in_the_models_page_sidebar_and_image_view(tiny_models_dir, tmp_path, monkeypatch,
+                                                                face_photo):
+    import json
+    import shutil
+
+    models = tmp_path / "gated"
+    shutil.copytree(tiny_models_dir, models)
+    manifest = json.loads((models / "swin" / "manifest.json").read_text())
+    manifest["metrics"]["val_auc_by_source"] = {"dfdc": 0.501, "ffhq_stylegan2": 0.9}
+    (models / "swin" / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("DEEPFAKE_MODELS_DIR", str(models))
+    reason = "validation AUC below 0.75 on dfdc (0.501)"
+
+    at = app(MODELS)
+    ok(at)
+    votes = dict(zip(at.dataframe[0].value["Detector"], at.dataframe[0].value["Votes by default"]))
+    assert votes.pop("swin") == f"✗ no: {reason}" and set(votes.values()) == {"✓ yes"}
+    assert "Quality gate" in texts(at)
+
+    at = app(IMAGE, image_paths=[str(face_photo)])
+    ok(at)
+    voting = [n for n in NAMES if n != "swin"]
+    assert at.sidebar.pills(key="sb_detectors").value == voting      # the default selection: the voting ones
+    report = at.session_state["image_views"][at.session_state["image_current"][0]].report
+    assert report.models_used == voting and report.models_not_voting == [{"name": "swin", "reason": reason}]
+    assert f"Not voting (quality gate): swin ({reason})" in texts(at)
+    at.sidebar.pills(key="sb_detectors").set_value(NAMES).run()       # a user can still include it
+    ok(at)
+    report = at.session_state["image_views"][at.session_state["image_current"][0]].report
+    assert sorted(report.models_used) == sorted(NAMES) and report.models_not_voting == []
+    assert "Not voting" not in texts(at)
 
 
 def test_settings_survive_a_page_switch(models_env):

@@ -72,6 +72,8 @@ def test_models_json_lists_five(tiny_models_dir):
     info = json.loads(r.stdout)
     assert [m["name"] for m in info] == ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
     assert all(m["loaded"] and m["checksum_verified"] and m["input_size"] == 64 for m in info)
+    # the tiny detectors all pass the quality gate (tests/conftest.py), so all five vote by default
+    assert all(m["votes"] is True and m["gate_reason"] is None and m["gate_floor"] == 0.75 for m in info)
 
 
 def test_without_weights_the_cli_says_how_to_make_them(tmp_path, face_photo):

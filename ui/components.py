@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.analyzer import Analyzer
+from analysis.report import not_voting_text
 from visualization.overlays import FAKE, REAL, UNCERTAIN, verdict_color
 
 HEADLINES = {FAKE: "LIKELY FAKE", REAL: "LIKELY REAL", UNCERTAIN: "UNCERTAIN", None: "NOT SCORED"}
@@ -112,6 +113,14 @@ def quality_panel(quality: Mapping[str, Any] | None) -> None:
             st.warning(w, icon=":material/warning:")
         if not warnings:
             st.caption("Resolution, face size, sharpness and compression are all in the range the detectors know.")
+
+
+def not_voting_caption(report: Any) -> None:
+    """A short caption on the loaded detectors the quality gate left out of this result (silent when none)."""
+    entries = getattr(report, "models_not_voting", None) or []
+    if entries:
+        st.caption(f":material/how_to_vote: Not voting (quality gate): {not_voting_text(entries)}. "
+                   "Select them in the sidebar to include them.")
 
 
 def reproducibility_panel(report: Any) -> None:

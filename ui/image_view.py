@@ -10,7 +10,8 @@ import streamlit as st
 
 from visualization.charts import model_probability_chart
 
-from .components import (HEADLINES, caveats, explanation, quality_panel, reproducibility_panel, verdict_badge)
+from .components import (HEADLINES, caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel,
+                         verdict_badge)
 from .exports import report_json, reports_json
 from .runner import ImageView
 
@@ -82,6 +83,7 @@ def render_image_view(view: ImageView) -> None:
             if report.models_used:
                 st.caption(f"Detectors used: {', '.join(report.models_used)} · combined by "
                            f"{report.settings.get('strategy', '?')} · threshold {threshold:.2f} ± {band:.2f}")
+            not_voting_caption(report)
         if faces:
             st.markdown("##### Faces and what each detector says")
             order = sorted(range(len(faces)), key=lambda i: -(faces[i].probability or 0.0))

@@ -37,6 +37,16 @@ def training_data_text(training: dict | None) -> str:
     return "not recorded"
 
 
+def votes_text(entry: dict[str, Any]) -> str:
+    """The "Votes by default" cell: yes / no, and why not (the quality gate's reason)."""
+    if not entry.get("loaded"):
+        return "no (not loaded)"
+    reason = entry.get("gate_reason")
+    if entry.get("votes"):
+        return "✓ yes" + (f" (gate fallback; {reason})" if reason else "")
+    return f"✗ no: {reason}" if reason else "✗ no"
+
+
 def _summary_rows(info: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for entry in info:
@@ -46,6 +56,7 @@ def _summary_rows(info: list[dict[str, Any]]) -> pd.DataFrame:
             "Architecture": entry["architecture"], "Family": entry["family"],
             "Training data": training_data_text(m.get("training")) if entry["loaded"] else "",
             "Input size": f"{entry.get('input_size') or entry['default_input_size']} px",
+            "Votes by default": votes_text(entry),
             "Held-out AUC": _metric(m, "test_auc", "val_auc", "auc"),
             "Temperature": m.get("temperature"),
             "Ensemble weight": entry.get("weight_in_ensemble"),
@@ -74,7 +85,15 @@ def render_models_page(analyzer: Analyzer) -> None:
     loaded = sum(1 for e in info if e["loaded"])
     st.markdown(f"**{loaded} of {len(info)} detectors loaded** from `{analyzer.models_dir}` "
                 "(set DEEPFAKE_MODELS_DIR to use another folder).")
+    if analyzer.detectors:
+        st.caption(f"Quality gate: a detector votes by default only when its validation AUC is at least "
+                   f"{analyzer.gate_floor:g} on every data source; below that it is near a coin flip there and "
+                   "would only dilute the ensemble. Detectors that do not vote can still be selected in the sidebar.")
+    if analyzer.gate_note():
+        st.warning(f"{analyzer.gate_note()[0].upper()}{analyzer.gate_note()[1:]}.", icon=":material/how_to_vote:")
     st.dataframe(_summary_rows(info), hide_index=True, column_config={
+        "Votes by default": st.column_config.TextColumn(help="Whether the detector takes part in the default "
+                                                             "ensemble (quality gate), and why not", width="large"),
         "Held-out AUC": st.column_config.NumberColumn(format="%.3f",
                                                       help="Area under the ROC curve on data held out from training "
                                                            "(1.0 perfect, 0.5 chance)"),
@@ -97,6 +116,7 @@ def render_models_page(analyzer: Analyzer) -> None:
                         else f"{_metric(m, 'test_auc', 'val_auc', 'auc'):.3f}")
             c[2].metric("Calibration temperature", f"{m.get('temperature', 1.0):.2f}")
             c[3].metric("Ensemble weight", f"{entry.get('weight_in_ensemble', 0):.3f}")
+            st.markdown(f"**Votes by default:** {votes_text(entry)}")
             left, right = st.columns(2, gap="large")
             with left:
                 st.markdown(f"**Training data:** {training_data_text(m.get('training'))}")

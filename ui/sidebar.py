@@ -56,10 +56,13 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
             kept = st.session_state.get(_KEEP + "sb_detectors")
             if kept is not None:  # a detector that is gone (another models folder) cannot stay selected
                 st.session_state[_KEEP + "sb_detectors"] = [n for n in kept if n in loaded]
-            chosen = _kept(st.pills, "Detectors taking part", "sb_detectors", loaded, options=loaded,
+            voting = analyzer.default_detectors()
+            chosen = _kept(st.pills, "Detectors taking part", "sb_detectors", voting, options=loaded,
                            selection_mode="multi",
-                           help="Click to include or leave out a detector. Only detectors whose weights loaded are "
-                                "listed (see the Models page).") or []
+                           help=f"Selected at first: the detectors that pass the quality gate (validation AUC of at "
+                                f"least {analyzer.gate_floor:g} on every data source). The others can be added: "
+                                "click one to include it or leave it out. Only detectors whose weights loaded are "
+                                "listed; the Models page says why one does not vote by default.") or []
             if not chosen:
                 st.warning("Select at least one detector.")
         else:
@@ -75,5 +78,6 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
                   args=(["sb_threshold", "sb_band", "sb_strategy", "sb_detectors", "sb_min_face", "sb_fallback"],))
         st.caption(f"{len(loaded)} of {len(loaded) + len(analyzer.load_errors)} detectors loaded")
     return AnalysisSettings(strategy=strategy, threshold=float(threshold), band=float(band),
-                            detectors=list(chosen) if loaded else None, min_face_size=int(min_face),
+                            detectors=analyzer.detectors_setting(chosen) if loaded else None,
+                            min_face_size=int(min_face),
                             whole_image_fallback=bool(fallback))

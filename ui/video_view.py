@@ -8,7 +8,7 @@ import streamlit as st
 from visualization.charts import model_probability_chart, video_timeline_chart
 from visualization.overlays import draw_faces, scale_faces
 
-from .components import caveats, explanation, quality_panel, reproducibility_panel, verdict_badge
+from .components import caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel, verdict_badge
 from .exports import frames_csv, report_json
 from .image_view import short_id
 from .runner import VideoView
@@ -74,6 +74,7 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
         c[3].metric("Duration", f"{meta.get('duration', 0):.1f} s" if meta.get("duration") else "n/a")
         st.caption(f"{meta.get('width', '?')}×{meta.get('height', '?')} px · {meta.get('fps', 0):.1f} fps · "
                    f"codec {meta.get('codec') or '?'} · detectors: {', '.join(report.models_used) or 'none'}")
+        not_voting_caption(report)
 
     if report.tracks:
         _people(report, uid, threshold, band)

@@ -19,6 +19,7 @@ import numpy as np
 from analysis.ensemble import verdict_for
 from analysis.errors import MediaError
 from analysis.quality import assess_video_quality
+from analysis.report import join_notes
 from analysis.settings import AnalysisSettings
 
 from .aggregate import (AggregationParams, decisive_tracks, frame_probability, mean_per_model, summarize,
@@ -137,12 +138,11 @@ def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | 
 def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSettings, options: VideoOptions,
          report_progress: _Monotonic, cancel: threading.Event | None, timer: _Timer) -> None:
     try:
-        names = analyzer.active_detectors(settings)
+        vote = analyzer.begin_report(report, settings)
     except ValueError as exc:
         raise MediaError(str(exc)) from None  # an unknown detector name from the user: a one-line error
-    report.models_used = list(names)
-    report.models_missing = analyzer.missing_for(settings)
-    report.model_checksums = {n: analyzer.detectors[n].checksum for n in names}
+    names = vote.names
+    report.message = vote.note   # kept if the media fails below; the notes at the end add to it
 
     t = time.perf_counter()
     info = probe_video(path)
@@ -246,7 +246,7 @@ def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSetti
         notes.append(f"no face found in any of the {analysed} analysed frames")
     if report.cancelled and analysed:
         notes.append(f"{analysed} of {total} frames analysed")
-    report.message = "; ".join(notes) or None
+    report.message = join_notes(*notes, vote.note)
 
 
 def _analyse_batch(batch: list[DecodedFrame], analyzer: Any, finder: Any, names: list[str],

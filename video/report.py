@@ -113,6 +113,7 @@ class VideoReport:
     summary: dict[str, Any] = field(default_factory=dict)    # over frames: mean, top_mean, fake_share, method
     models_used: list[str] = field(default_factory=list)
     models_missing: dict[str, str] = field(default_factory=dict)
+    models_not_voting: list[dict[str, str]] = field(default_factory=list)   # {"name", "reason"}: left out by the gate
     model_checksums: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
