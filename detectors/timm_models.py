@@ -5,7 +5,8 @@ import timm
 import torch
 from torch import nn
 
-XCEPTION_ARCH = "legacy_xception"
+from detectors.xception_start import XCEPTION_ARCH, build_keras_xception
+
 EFFICIENTNET_B3_ARCH = "efficientnet_b3"
 SWIN_ARCH = "swin_tiny_patch4_window7_224"
 SWIN_PATCH = 4
@@ -26,7 +27,8 @@ def _create(arch: str, pretrained: bool, **kwargs) -> nn.Module:
 
 
 def build_xception(pretrained: bool = False, **kwargs) -> nn.Module:
-    return _create(XCEPTION_ARCH, pretrained, **kwargs)
+    """legacy_xception computing as Keras's Xception; `pretrained` loads the offline Keras ImageNet weights."""
+    return build_keras_xception(pretrained=pretrained, num_classes=1, **kwargs)
 
 
 def build_efficientnet_b3(pretrained: bool = False, **kwargs) -> nn.Module:
