@@ -16,3 +16,109 @@ def test_model_cards_from_manifests(tiny_models_dir, tmp_path):
         assert "non-commercial" in card and "Known limits" in card
     swin = (models / "swin" / "MODEL_CARD.md").read_text()
     assert manifest["sha256"] in swin and "64 px" in swin and "224 px" in swin
+
+
+def _crop_index(root):
+    import cv2
+    import numpy as np
+
+    from train.data import Sample, write_index
+    from train.synthetic import make_pair
+
+    rng = np.random.default_rng(1)
+    samples = []
+    for split, n in (("val", 12), ("test", 6)):
+        for i in range(n):
+            for label in (0, 1):
+                path = root / "crops" / f"{split}_{label}_{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(path), make_pair(rng, 64)[label])
+                samples.append(Sample(path=str(path), label=label, group=f"{split}{label}{i}",
+                                      source="dfdc" if i % 2 else "ffhq_stylegan2", split=split,
+                                      original=f"/m/{split}_{label}_{i}.png", score=0.99))
+    return write_index(root / "index.csv", samples)
+
+
+def test_ensemble_summary_with_baseline_operating_point_clips_and_calibration(tiny_models_dir, tmp_path, capsys):
+    from analysis.operating_point import load_operating_point
+    from train.evaluate import evaluate
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, models)
+    index = _crop_index(tmp_path / "idx")
+    report = evaluate(models, [str(index)], split="test", operating_point_split="val",
+                      out_operating_point=models / "ensemble.json", out=tmp_path / "report", progress=False)
+    op = load_operating_point(models)
+    # clips as evaluate lists them (the video engine's results); a clip run is too slow for this test
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    saved["video_options"] = {"frames": 32}
+    saved["clips"] = [
+        {"path": "/d/videos/519_515.mp4", "label": "fake", "source": "videos", "split": None, "probability": 0.8123,
+         "verdict": "FAKE", "models": {"swin": 0.61, "xception": 0.7}, "frames_analysed": 32, "faces": 30,
+         "tracks": 1, "correct": True, "error": None, "message": None, "verdict_at_operating_point": "FAKE"},
+        {"path": "/d/videos/lynaeydofd.mp4", "label": "unknown", "source": "videos", "split": None,
+         "probability": 0.3, "verdict": "REAL", "models": {"swin": 0.2}, "frames_analysed": 32, "faces": 31,
+         "tracks": 2, "correct": None, "error": None, "message": None, "verdict_at_operating_point": "REAL"}]
+    saved["clips_summary"] = {"n": 2, "scored": 1, "unknown": 1, "correct": 1, "accuracy": 1.0}
+    (tmp_path / "report.json").write_text(json.dumps(saved))
+    baseline = {"name": "frozen ImageNet Xception features + logistic regression",
+                "command": "python -m train.probe --data data_cache/shared/index.csv",
+                "test_auc_by_source": {"dfdc": 0.84, "ffhq_stylegan2": 0.99, "sdfd": 0.7}, "test_auc": 0.857}
+    (tmp_path / "probe.json").write_text(json.dumps(baseline))
+
+    assert main(["--models", str(models), "--eval", str(tmp_path / "report.json"),
+                 "--baseline", str(tmp_path / "probe.json")]) == 0
+    text = (models / "ENSEMBLE.md").read_text()
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| scorer |"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[:6] == ["scorer", "n", "AUC", "accuracy", "log loss", "calibration (ECE before → after)"]
+    assert "AUC sdfd" in columns and "AUC dfdc" in columns and columns[-1] == "video-level AUC"
+    row = next(line for line in lines if line.startswith("| baseline: frozen ImageNet Xception"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == len(columns)
+    assert cells[2] == "0.857" and cells[columns.index("AUC sdfd")] == "0.700"
+    assert cells[columns.index("AUC dfdc")] == "0.840" and cells[columns.index("AUC ffhq_stylegan2")] == "0.990"
+    assert "python -m train.probe" in text
+    # every scorer's row: same number of cells, its ECE before -> after from the report's calibration
+    ens = next(line for line in lines if line.startswith("| ensemble:weighted |"))
+    cal = report["calibration"]["ensemble:weighted"]
+    assert f"{cal['ece_before']:.3f} → {cal['ece_after']:.3f}" in ens
+    assert len(ens.strip("|").split("|")) == len(columns)
+    # the operating point, from ensemble.json
+    assert "## Operating point" in text
+    op_row = next(line for line in lines if line.startswith(f"| {op.threshold:.4f} | {op.band:.4f} |") and
+                  "validation" in line)
+    assert f"{100 * op.val.fpr:.1f}%" in op_row and f"{100 * op.val.tpr:.1f}%" in op_row
+    assert any(line.startswith(f"| {op.threshold:.4f} |") and "| test |" in line for line in lines)
+    # the clips
+    assert "## Clips" in text
+    clip = next(line for line in lines if line.startswith("| 519_515.mp4 |"))
+    assert "0.812" in clip and "FAKE" in clip and "| yes |" in clip and "0.610" in clip
+    unknown = next(line for line in lines if line.startswith("| lynaeydofd.mp4 |"))
+    assert "| unknown |" in unknown and "| – |" in unknown
+    # the baseline beside each detector's test AUC per source
+    card = (models / "swin" / "MODEL_CARD.md").read_text()
+    assert "| source | val AUC | test AUC | baseline test AUC |" in card
+    assert any(line.startswith("| sdfd |") and line.endswith("| 0.700 |") for line in card.splitlines())
+    assert "| **all** |" in card and "0.857" in card
+
+    # without a baseline: no baseline row, no baseline column
+    (models / "ensemble.json").unlink()
+    assert main(["--models", str(models), "--eval", str(tmp_path / "report.json")]) == 0
+    text = (models / "ENSEMBLE.md").read_text()
+    assert "baseline" not in text and "## Operating point" not in text and "AUC sdfd" not in text
+    assert "baseline" not in (models / "swin" / "MODEL_CARD.md").read_text()
+
+
+def test_bad_baseline_or_operating_point_is_a_one_line_error(tiny_models_dir, tmp_path, capsys):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir, models)
+    (tmp_path / "probe.json").write_text(json.dumps({"name": "probe", "test_auc_by_source": {"dfdc": 1.4}}))
+    assert main(["--models", str(models), "--baseline", str(tmp_path / "probe.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "test_auc_by_source" in err and "\n" not in err
+    (models / "ensemble.json").write_text('{"threshold": 2}')
+    assert main(["--models", str(models)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ensemble.json" in err and "\n" not in err

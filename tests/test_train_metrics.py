@@ -111,3 +111,17 @@ def test_plots_are_written(tmp_path):
     assert [x.name for x in paths] == ["val_roc.png", "val_confusion.png", "val_reliability.png"]
     for x in paths:
         assert x.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and x.stat().st_size > 5000
+
+
+def test_calibration_summary_before_and_after_temperature():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 2000)
+    z_true = rng.normal(0, 1.5, 2000) + (2 * y - 1) * 0.8       # an over-confident model: logits 3x too large
+    y = (rng.random(2000) < apply_temperature(z_true, 1.0)).astype(int)
+    logits = 3.0 * z_true
+    s = m.calibration_summary(y, apply_temperature(logits, 1.0), apply_temperature(logits, fit_temperature(logits, y)))
+    assert s.n == 2000 and s.ece_after < 0.05 < s.ece_before
+    assert s.log_loss_after < s.log_loss_before
+    assert s.ece_before == pytest.approx(m.expected_calibration_error(y, apply_temperature(logits, 1.0)))
+    assert sum(s.bins_before["count"]) == sum(s.bins_after["count"]) == 2000
+    assert set(s.to_dict()) >= {"ece_before", "ece_after", "bins_before", "bins_after"}

@@ -3,14 +3,19 @@ and the ROC / confusion-matrix / reliability-diagram plots (matplotlib, Agg back
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from analysis.ensemble import verdict_for
+from analysis.report import FAKE, UNCERTAIN
 from analysis.report import json_safe as clean_json  # noqa: F401 - re-exported for train/ callers
+from analysis.settings import AnalysisSettings
 
 FPR_TARGETS = (0.01, 0.05, 0.10)
+DEFAULT_BAND = AnalysisSettings().band
 
 
 def _arrays(y_true: Sequence, scores: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -172,6 +177,128 @@ def compute_metrics(y_true: Sequence, probs: Sequence, threshold: float = 0.5, b
         "confusion": cm.tolist(),
         "operating_points": [threshold_at_fpr(y, p, t) for t in FPR_TARGETS],
     }
+
+
+# ---------------------------------------------------------------------------------------------- verdicts
+@dataclass
+class VerdictRates:
+    """Shares of real and fake items per verdict under the app's rule (analysis.ensemble.verdict_for)."""
+    threshold: float
+    band: float
+    fpr: float               # reals called FAKE
+    tpr: float               # fakes called FAKE
+    uncertain_real: float    # reals called UNCERTAIN
+    uncertain_fake: float    # fakes called UNCERTAIN
+    n_real: int
+    n_fake: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verdict_rates(y_true: Sequence, probs: Sequence, threshold: float, band: float) -> VerdictRates:
+    """FPR, TPR and UNCERTAIN shares of `probs` judged exactly as the app judges them (NaN for an absent class)."""
+    y, p = _arrays(y_true, probs)
+    verdicts = np.array([verdict_for(float(v), threshold, band) for v in p], dtype=object)
+
+    def share(label: int, verdict: str) -> float:
+        sel = y == label
+        return float(np.mean(verdicts[sel] == verdict)) if sel.any() else float("nan")
+
+    return VerdictRates(threshold=float(threshold), band=float(band), fpr=share(0, FAKE), tpr=share(1, FAKE),
+                        uncertain_real=share(0, UNCERTAIN), uncertain_fake=share(1, UNCERTAIN),
+                        n_real=int((y == 0).sum()), n_fake=int((y == 1).sum()))
+
+
+@dataclass
+class OperatingPointResult:
+    """A threshold and band for AnalysisSettings, and what they give on the scores they were chosen on."""
+    threshold: float
+    band: float
+    max_fpr: float
+    fake_from: float         # the lowest probability called FAKE: threshold + band
+    requested_band: float    # the band asked for (narrowed when the FAKE edge is too low to fit it below)
+    rates: VerdictRates
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def operating_point(y_true: Sequence, probs: Sequence, max_fpr: float = 0.05,
+                    band: float = DEFAULT_BAND) -> OperatingPointResult:
+    """The most permissive (threshold, band) that calls at most `max_fpr` of the reals FAKE.
+
+    The app calls p FAKE from threshold + band on (analysis.ensemble.verdict_for). With k = floor(max_fpr x reals)
+    false positives allowed, the FAKE edge goes to the lowest score above the (k+1)-th highest real score: every
+    lower edge calls more than k reals FAKE, every higher one calls fewer fakes FAKE (on these scores). The band
+    sits below the edge: threshold = edge - band, narrowed to edge / 2 when the edge is too low for it, so that
+    0 < threshold < 1 and the REAL region is never empty. Use validation scores, never the test split's.
+    Raises ValueError (one line) for bad arguments or scores without both classes.
+    """
+    y, p = _arrays(y_true, probs)
+    if not 0.0 < max_fpr < 1.0:
+        raise ValueError(f"max_fpr must be between 0 and 1 (exclusive), got {max_fpr}")
+    if not 0.0 <= band < 0.5:
+        raise ValueError(f"band must be at least 0 and below 0.5, got {band}")
+    if not _both_classes(y):
+        raise ValueError("an operating point needs scores of both real and fake items")
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1:
+        raise ValueError("scores must be probabilities between 0 and 1")
+    reals = np.sort(p[y == 0])[::-1]
+    allowed = int(np.floor(max_fpr * len(reals) + 1e-9))
+    kept_out = reals[allowed]           # the highest real score that must not be FAKE
+    above = p[p > kept_out]
+    edge = float(above.min()) if len(above) else (kept_out + 1.0) / 2.0
+    if edge <= kept_out:
+        raise ValueError(f"{len(reals) - allowed} real items score 1.0: no threshold below 1 keeps them from FAKE")
+
+    def place(edge: float) -> tuple[float, float]:
+        b = min(float(band), edge / 2.0)
+        t = edge - b
+        if t >= 1.0:  # band 0 and an edge at 1.0: any edge above kept_out separates the same way
+            t = (kept_out + 1.0) / 2.0
+        return t, b
+
+    threshold, used_band = place(edge)
+    rates = verdict_rates(y, p, threshold, used_band)
+    for _ in range(8):  # verdict_for's 1e-9 tolerance may pull a real just below the edge into FAKE
+        if rates.fpr <= max_fpr:
+            break
+        edge = min(edge + 1e-9, 1.0)
+        threshold, used_band = place(edge)
+        rates = verdict_rates(y, p, threshold, used_band)
+    if rates.fpr > max_fpr:
+        raise ValueError(f"no threshold keeps the false positives at or under {max_fpr:.1%}")
+    return OperatingPointResult(threshold=float(threshold), band=float(used_band), max_fpr=float(max_fpr),
+                                fake_from=float(threshold + used_band), requested_band=float(band), rates=rates)
+
+
+# ---------------------------------------------------------------------------------------------- calibration
+@dataclass
+class CalibrationSummary:
+    """Calibration of one scorer before (temperature 1) and after (the manifest's temperature)."""
+    n: int
+    ece_before: float
+    ece_after: float
+    log_loss_before: float
+    log_loss_after: float
+    bins_before: dict[str, list[float]]
+    bins_after: dict[str, list[float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def calibration_summary(y_true: Sequence, before: Sequence, after: Sequence, bins: int = 15) -> CalibrationSummary:
+    y, b = _arrays(y_true, before)
+    _, a = _arrays(y, after)
+    empty = not len(y)
+    return CalibrationSummary(
+        n=int(len(y)), ece_before=expected_calibration_error(y, b, bins),
+        ece_after=expected_calibration_error(y, a, bins),
+        log_loss_before=float("nan") if empty else log_loss(y, b),
+        log_loss_after=float("nan") if empty else log_loss(y, a),
+        bins_before=reliability_bins(y, b, bins), bins_after=reliability_bins(y, a, bins))
 
 
 def metrics_by(keys: Sequence[str], y_true: Sequence, probs: Sequence, threshold: float = 0.5) -> dict[str, dict]:

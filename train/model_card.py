@@ -1,10 +1,17 @@
 """Write model cards for converted detectors from their manifests and an evaluation report.
 
     python -m train.model_card --models converted_models [--eval reports/shipped/report.json]
+                               [--baseline reports/probe/probe.json] [--operating-point converted_models/ensemble.json]
+                               [--clips-eval reports/clips/report.json] [--notes NOTES.md]
 
 Each `converted_models/<name>/MODEL_CARD.md` says what the detector is, what it was trained on (with the data's
 licences), its split sizes, held-out metrics per source, calibration, and its known limits. With `--eval` (a
-`train/evaluate.py` report on the held-out split) `converted_models/README.md` also gets the ensemble's numbers.
+`train/evaluate.py` report on the held-out split) `converted_models/ENSEMBLE.md` also gets the ensemble's numbers:
+a table of every scorer with its calibration (ECE before -> after temperature scaling), the operating point of
+`ensemble.json` (`--operating-point`, default `<models>/ensemble.json` when there is one), and the clips the video
+engine scored (`clips` of `--clips-eval`, default `--eval`). `--baseline` (a frozen-probe result,
+`{"name", "command", "test_auc_by_source", "test_auc"}`) adds a row to that table and a column beside each
+detector's test AUC per source. Every number comes from those files: regenerate, never edit by hand.
 """
 from __future__ import annotations
 
@@ -17,6 +24,10 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dataclasses import dataclass, field  # noqa: E402
+
+from analysis.operating_point import OperatingPoint, OperatingPointError, load_operating_point  # noqa: E402
+from analysis.operating_point import read_operating_point  # noqa: E402
 from detectors.artifacts import read_manifest  # noqa: E402
 from detectors.registry import detector_names, get_spec  # noqa: E402
 
@@ -38,19 +49,75 @@ LIMITS = """\
   (`--pretrained` where online) at the architecture's full input size."""
 
 
+class CardError(ValueError):
+    """An input file of the card generator cannot be used; the message is one line."""
+
+
+@dataclass
+class Baseline:
+    """A reference scorer beside the detectors, e.g. a linear probe on frozen ImageNet features."""
+    name: str
+    command: str
+    test_auc_by_source: dict[str, float] = field(default_factory=dict)
+    test_auc: float | None = None
+
+
+def _share(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def read_baseline(path: str | Path) -> Baseline:
+    """`{"name", "command", "test_auc_by_source": {source: AUC}, "test_auc"}`; CardError (one line) when bad."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CardError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise CardError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: expected an object with name, command, test_auc_by_source, test_auc")
+    name, command = data.get("name"), data.get("command", "")
+    by_source, total = data.get("test_auc_by_source") or {}, data.get("test_auc")
+    if not isinstance(name, str) or not name.strip():
+        raise CardError(f"{path}: 'name' must be a non-empty string")
+    if not isinstance(command, str):
+        raise CardError(f"{path}: 'command' must be a string")
+    if not isinstance(by_source, dict) or not all(isinstance(k, str) and _share(v) for k, v in by_source.items()):
+        raise CardError(f"{path}: 'test_auc_by_source' must map source names to AUCs between 0 and 1")
+    if total is not None and not _share(total):
+        raise CardError(f"{path}: 'test_auc' must be an AUC between 0 and 1, got {total!r}")
+    return Baseline(name=name.strip(), command=command.strip(),
+                    test_auc_by_source={k: float(v) for k, v in by_source.items()},
+                    test_auc=None if total is None else float(total))
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     return "–" if v is None else str(v)
 
 
-def _source_table(metrics: dict[str, Any]) -> str:
+def _source_table(metrics: dict[str, Any], baseline: Baseline | None = None) -> str:
     val = metrics.get("val_auc_by_source") or {}
     test = metrics.get("test_auc_by_source") or {}
-    rows = ["| source | val AUC | test AUC |", "|---|---|---|"]
-    for src in sorted(set(val) | set(test)):
-        rows.append(f"| {src} | {_fmt(val.get(src))} | {_fmt(test.get(src))} |")
-    return "\n".join(rows)
+    if baseline is None:
+        rows = ["| source | val AUC | test AUC |", "|---|---|---|"]
+        for src in sorted(set(val) | set(test)):
+            rows.append(f"| {src} | {_fmt(val.get(src))} | {_fmt(test.get(src))} |")
+        return "\n".join(rows)
+    probe = baseline.test_auc_by_source
+    rows = ["| source | val AUC | test AUC | baseline test AUC |", "|---|---|---|---|"]
+    for src in sorted(set(val) | set(test) | set(probe)):
+        rows.append(f"| {src} | {_fmt(val.get(src))} | {_fmt(test.get(src))} | {_fmt(probe.get(src))} |")
+    rows.append(f"| **all** | {_fmt(metrics.get('val_auc'))} | {_fmt(metrics.get('test_auc'))} | "
+                f"{_fmt(baseline.test_auc)} |")
+    return "\n".join(rows) + "\n\n" + _baseline_note(baseline)
+
+
+def _baseline_note(baseline: Baseline) -> str:
+    note = f"Baseline: {baseline.name}"
+    return note + (f", reproduced by `{baseline.command}`." if baseline.command else ".")
 
 
 def _split_table(training: dict[str, Any]) -> str:
@@ -66,7 +133,7 @@ def _split_table(training: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def model_card(folder: Path) -> str:
+def model_card(folder: Path, baseline: Baseline | None = None) -> str:
     m = read_manifest(folder)
     spec = get_spec(m.name)
     metrics, training = m.metrics or {}, m.training or {}
@@ -102,27 +169,104 @@ Best checkpoint chosen on validation AUC; temperature fitted on validation; test
 
 Per source (AUC):
 
-{_source_table(metrics)}
+{_source_table(metrics, baseline)}
 
 ## Known limits
 {LIMITS.format(size=m.input_size, default=spec.input_size)}
 """
 
 
-def ensemble_section(report: dict[str, Any], command: str) -> str:
-    """A table of every scorer (detectors and the ensemble) from a train/evaluate.py report."""
+def _ece(report: dict[str, Any], name: str, items: dict[str, Any]) -> str:
+    cal = (report.get("calibration") or {}).get(name) or {}
+    if cal:
+        return f"{_fmt(cal.get('ece_before'))} → {_fmt(cal.get('ece_after'))}"
+    return _fmt(items.get("ece"))
+
+
+def ensemble_section(report: dict[str, Any], command: str, baseline: Baseline | None = None) -> str:
+    """A table of every scorer (detectors, the ensemble, the baseline) from a train/evaluate.py report."""
     models = report.get("models") or {}
-    sources = sorted({src for entry in models.values() for src in (entry.get("by_source") or {})})
-    head = "| scorer | n | AUC | accuracy | log loss | ECE | " + " | ".join(f"AUC {s}" for s in sources)
+    sources = {src for entry in models.values() for src in (entry.get("by_source") or {})}
+    if baseline is not None:
+        sources |= set(baseline.test_auc_by_source)
+    sources = sorted(sources)
+    head = "| scorer | n | AUC | accuracy | log loss | calibration (ECE before → after) |" + \
+        "".join(f" AUC {s} |" for s in sources) + " video-level AUC |"
     lines = [f"Split `{report.get('split')}` of `{', '.join(report.get('data', []))}`, reproduced by:", "",
-             f"    {command}", "", head + " | video-level AUC |", "|---" * (len(sources) + 7) + "|"]
+             f"    {command}", "", head,
+             "|---" * (len(sources) + 7) + "|"]
     for name, entry in models.items():
         m = entry.get("items") or {}
         by_source = entry.get("by_source") or {}
         cells = [_fmt((by_source.get(s) or {}).get("auc")) for s in sources]
         lines.append(f"| {name} | {m.get('n')} | {_fmt(m.get('auc'))} | {_fmt(m.get('accuracy'))} | "
-                     f"{_fmt(m.get('log_loss'))} | {_fmt(m.get('ece'))} | " + " | ".join(cells) +
-                     f" | {_fmt((entry.get('videos') or {}).get('auc'))} |")
+                     f"{_fmt(m.get('log_loss'))} | {_ece(report, name, m)} | " + "".join(c + " | " for c in cells) +
+                     f"{_fmt((entry.get('videos') or {}).get('auc'))} |")
+    if baseline is not None:
+        cells = [_fmt(baseline.test_auc_by_source.get(s)) for s in sources]
+        lines.append(f"| baseline: {baseline.name} | – | {_fmt(baseline.test_auc)} | – | – | – | " +
+                     "".join(c + " | " for c in cells) + "– |")
+        lines += ["", _baseline_note(baseline) + " Its AUCs are on its own test split of the same sources."]
+    calibrated = report.get("calibration") or {}
+    if calibrated:
+        lines += ["", "Calibration: expected calibration error (15 bins) of each scorer's probabilities with "
+                  "temperature 1 → with its fitted temperature; reliability diagrams `reliability_<scorer>.png` "
+                  "beside the report."]
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v: Any) -> str:
+    return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "–"
+
+
+def operating_point_section(op: OperatingPoint, report: dict[str, Any] | None = None) -> str:
+    """The ensemble's threshold and band from ensemble.json, with what they gave on validation (and on the
+    evaluated split, when the report measured the same point)."""
+    v = op.val
+    lines = ["## Operating point", "",
+             f"`ensemble.json` ({op.created or 'undated'}): strategy `{op.strategy}` over "
+             f"{', '.join(f'`{d}`' for d in op.detectors) or 'the loaded detectors'}; chosen on validation scores "
+             f"so that at most {_pct(op.max_fpr)} of real faces are called FAKE.", "",
+             "| threshold | band | FAKE from | split | FPR (reals called FAKE) | TPR (fakes called FAKE) | "
+             "reals UNCERTAIN | fakes UNCERTAIN | reals / fakes |",
+             "|---|---|---|---|---|---|---|---|---|",
+             f"| {op.threshold:.4f} | {op.band:.4f} | {op.threshold + op.band:.4f} | validation | {_pct(v.fpr)} | "
+             f"{_pct(v.tpr)} | {_pct(v.uncertain_real)} | {_pct(v.uncertain_fake)} | {v.n_real} / {v.n_fake} |"]
+    measured = (report or {}).get("operating_point") or {}
+    evaluated = measured.get("evaluated")
+    if evaluated and abs(measured.get("threshold", -1) - op.threshold) < 1e-9 and \
+            abs(measured.get("band", -1) - op.band) < 1e-9:
+        e = evaluated
+        lines.append(f"| {op.threshold:.4f} | {op.band:.4f} | {op.threshold + op.band:.4f} | "
+                     f"{report.get('split')} | {_pct(e.get('fpr'))} | {_pct(e.get('tpr'))} | "
+                     f"{_pct(e.get('uncertain_real'))} | {_pct(e.get('uncertain_fake'))} | "
+                     f"{e.get('n_real')} / {e.get('n_fake')} |")
+    return "\n".join(lines) + "\n"
+
+
+def clips_section(report: dict[str, Any]) -> str:
+    """The clips the video engine scored (`clips` of a train/evaluate.py report)."""
+    clips = report.get("clips") or []
+    if not clips:
+        return ""
+    names = sorted({n for c in clips for n in (c.get("models") or {})})
+    frames = (report.get("video_options") or {}).get("frames")
+    lines = ["## Clips", "",
+             f"Each clip through the app's video engine ({frames} evenly spaced frames, face tracks, the most "
+             f"suspicious decisive track; strategy `{report.get('ensemble')}`, threshold {report.get('threshold')}, "
+             f"band {report.get('band')}). Clips labelled `unknown` are shown, not scored.", "",
+             "| clip | label | P(fake) | verdict | correct | frames | faces | tracks |" +
+             "".join(f" {n} |" for n in names), "|---" * (8 + len(names)) + "|"]
+    for c in clips:
+        correct = "–" if c.get("correct") is None else ("yes" if c["correct"] else "no")
+        models = c.get("models") or {}
+        lines.append(f"| {Path(c['path']).name} | {c['label']} | {_fmt(c.get('probability'))} | "
+                     f"{c.get('verdict') or '–'} | {correct} | {c.get('frames_analysed')} | {c.get('faces')} | "
+                     f"{c.get('tracks')} | " + "".join(_fmt(models.get(n)) + " | " for n in names).rstrip())
+    summary = report.get("clips_summary") or {}
+    if summary.get("scored"):
+        lines += ["", f"{summary['correct']} of {summary['scored']} labelled clips correct "
+                  "(UNCERTAIN and no face count as not correct)."]
     return "\n".join(lines) + "\n"
 
 
@@ -133,24 +277,59 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-command", default="python -m train.evaluate --models converted_models "
                    "--data data_cache/shared/index.csv --split test --ensemble weighted",
                    help="the command that produced --eval, quoted in the summary")
+    p.add_argument("--baseline", type=Path, default=None,
+                   help="frozen-probe result JSON shown beside each detector (e.g. reports/probe/probe.json)")
+    p.add_argument("--operating-point", type=Path, default=None,
+                   help="ensemble.json to describe (default: <models>/ensemble.json when there is one)")
+    p.add_argument("--clips-eval", type=Path, default=None,
+                   help="report.json whose clips are tabled (default: --eval)")
     p.add_argument("--notes", type=Path, default=None, help="markdown appended to the summary (e.g. photo results)")
     args = p.parse_args(argv)
+    try:
+        baseline = read_baseline(args.baseline) if args.baseline else None
+        op = (read_operating_point(args.operating_point) if args.operating_point
+              else load_operating_point(args.models))
+        clips_report = _read_report(args.clips_eval) if args.clips_eval else None
+    except (CardError, OperatingPointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     written = []
     for name in detector_names():
         folder = args.models / name
         if (folder / "manifest.json").is_file():
-            (folder / "MODEL_CARD.md").write_text(model_card(folder))
+            (folder / "MODEL_CARD.md").write_text(model_card(folder, baseline))
             written.append(name)
     print(f"model cards written for: {', '.join(written) or 'none'}")
     if args.eval and args.eval.is_file():
-        summary = json.loads(args.eval.read_text())
+        try:
+            summary = _read_report(args.eval)
+        except CardError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         text = "# The shipped detectors and their ensemble: held-out results\n\n" + \
-            ensemble_section(summary, args.eval_command)
+            ensemble_section(summary, args.eval_command, baseline)
+        if op is not None:
+            text += "\n" + operating_point_section(op, summary)
+        clips = clips_section(clips_report if clips_report is not None else summary)
+        if clips:
+            text += "\n" + clips
         if args.notes and args.notes.is_file():
             text += "\n" + args.notes.read_text()
         (args.models / "ENSEMBLE.md").write_text(text)
         print(f"ensemble summary written to {args.models / 'ENSEMBLE.md'}")
     return 0
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CardError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise CardError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise CardError(f"{path}: expected a train/evaluate.py report (a JSON object)")
+    return data
 
 
 if __name__ == "__main__":
