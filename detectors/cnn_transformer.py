@@ -63,14 +63,22 @@ class CnnTransformerDetector(nn.Module):
 
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, 1 + H*W, C) encoded tokens, class token first."""
-        fmap = self.proj(self.backbone(x))
+        return self.tokens_from_trunk(self.backbone(x))
+
+    def tokens_from_trunk(self, trunk: torch.Tensor) -> torch.Tensor:
+        """The CNN trunk's (B, C, H, W) output -> (B, 1 + H*W, C) encoded tokens (training on cached trunks)."""
+        fmap = self.proj(trunk)
         b, _, h, w = fmap.shape
         tokens = torch.cat([self.cls_token.expand(b, -1, -1), fmap.flatten(2).transpose(1, 2)], dim=1)
         tokens = self.pos_drop(tokens + self._pos_embed(h, w))
         return self.norm(self.encoder(tokens))
 
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        cls = self.head_drop(tokens[:, 0])
+        return cls if pre_logits else self.head(cls)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.head_drop(self.forward_tokens(x)[:, 0]))
+        return self.forward_head(self.forward_tokens(x))
 
 
 def build_cnn_transformer(pretrained: bool = False, **kwargs) -> CnnTransformerDetector:

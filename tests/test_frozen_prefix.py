@@ -1,0 +1,114 @@
+"""Frozen-prefix fine-tuning: the split computes the model, the cache resumes, a short real run converts to an
+artifact whose frozen part is still the ImageNet start."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from detectors.registry import build_model
+from train import frozen_prefix as fp
+from train.synthetic import write_dataset
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'stray.db'}")
+
+
+@pytest.mark.parametrize("name,cut", [("xception", "block11"), ("cnn_transformer", "backbone.blocks.4")])
+def test_prefix_then_suffix_is_the_model(name, cut):
+    model = build_model(name, input_size=64).eval()
+    split = fp.split_model(model, cut)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(split.forward_suffix(split.forward_prefix(x)), model(x), atol=1e-5)
+    frozen = {id(p) for m in split.frozen for p in m.parameters()}
+    assert frozen and not frozen & {id(p) for p in split.trainable()}
+    assert {id(p) for p in split.head_parameters()} <= {id(p) for p in split.trainable()}
+
+
+def test_bad_cuts_are_refused():
+    with pytest.raises(ValueError, match="cannot be cut"):
+        fp.split_model(build_model("xception", input_size=64), "block99")
+    with pytest.raises(ValueError, match="cannot be cut"):
+        fp.split_model(build_model("cnn_transformer", input_size=64), "backbone.blocks.9")
+
+
+def test_auc_by_source_pairs_a_fake_only_source_with_its_partner_reals():
+    labels = np.array([0, 0, 1, 1, 1, 1])
+    probs = np.array([0.1, 0.2, 0.9, 0.8, 0.95, 0.05])
+    sources = ["photos", "photos", "photos", "photos", "diffusion", "diffusion"]
+    out = fp.auc_by_source(labels, probs, sources, {"diffusion": "photos"})
+    assert out["photos"] == 1.0 and out["diffusion"] == 0.5
+    assert fp.auc_by_source(labels, probs, sources, {})["diffusion"] is None
+
+
+def test_cache_resumes_without_recomputing(tmp_path):
+    data = write_dataset(tmp_path / "tex", "splits", n=12, size=48)
+    from train.data import load_samples
+    samples = load_samples([str(data)])
+    split = fp.split_model(build_model("cnn_transformer", input_size=64).eval(), "backbone.blocks.3")
+    rows = [(i, "clean", s.label) for i, s in enumerate(samples)]
+    first = np.array(fp.build_cache(split, samples, rows, tmp_path / "c", "all", 64, (0.5,) * 3, (0.5,) * 3, 0))
+    calls = []
+    original = split.forward_prefix
+    split.forward_prefix = lambda x: (calls.append(len(x)), original(x))[1]
+    again = fp.build_cache(split, samples, rows, tmp_path / "c", "all", 64, (0.5,) * 3, (0.5,) * 3, 0)
+    assert calls == [1]            # only the shape probe; every row came from disk
+    assert np.array_equal(first, np.asarray(again)) and first.dtype == np.float16
+
+
+def test_short_run_converts_and_keeps_the_imagenet_prefix(tmp_path):
+    from detectors.artifacts import load_artifact
+    from detectors.gate import gate_decision
+    from train.convert import convert
+
+    data = write_dataset(tmp_path / "tex", "splits", n=24, size=64)
+    argv = ["--name", "xception", "--data", str(data), "--size", "64", "--cut", "block11", "--sbi", "4",
+            "--epochs", "2", "--samples-per-epoch", "32", "--batch-size", "16", "--probe", "--no-mlflow",
+            "--threads", "1", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    best = fp.run(fp.build_parser().parse_args(argv))
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    start = build_model("xception", pretrained=True, input_size=64).state_dict()
+    assert torch.equal(ckpt["model"]["block5.rep.1.pointwise.weight"], start["block5.rep.1.pointwise.weight"])
+    assert not torch.equal(ckpt["model"]["conv4.pointwise.weight"], start["conv4.pointwise.weight"])
+    assert len(ckpt["training"]["history"]) == 2
+    probe = json.loads((tmp_path / "run" / "probe.json").read_text())
+    assert 0.0 <= probe["test_auc"] <= 1.0
+    folder = convert(best, tmp_path / "models", log_to_mlflow=False)
+    detector = load_artifact(folder)
+    assert detector.input_size == 64
+    assert set(detector.manifest.metrics["val_auc_by_source"]) == {"tex"}
+    assert gate_decision(json.loads((folder / "manifest.json").read_text())).auc_by_source
+    # a different schedule cannot resume
+    argv[argv.index("--epochs") + 1] = "4"
+    with pytest.raises(SystemExit, match="--resume needs"):
+        fp.run(fp.build_parser().parse_args(argv + ["--resume"]))
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    data = write_dataset(tmp_path / "tex", "splits", n=16, size=64)
+    argv = ["--name", "cnn_transformer", "--data", str(data), "--size", "64", "--cut", "backbone.blocks.3",
+            "--sbi", "0", "--epochs", "3", "--samples-per-epoch", "16", "--batch-size", "8", "--no-mlflow",
+            "--threads", "1", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    saves = []
+    real_save = fp.save_checkpoint
+
+    def killed_during_epoch_two(path, state):
+        if path.name == "last.pt" and state["epoch"] == 1:
+            raise KeyboardInterrupt
+        saves.append(path.name)
+        real_save(path, state)
+
+    monkeypatch.setattr(fp, "save_checkpoint", killed_during_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fp.run(fp.build_parser().parse_args(argv))
+    monkeypatch.setattr(fp, "save_checkpoint", real_save)
+    first = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["history"]
+    assert [h["epoch"] for h in first] == [0]
+    best = fp.run(fp.build_parser().parse_args(argv + ["--resume"]))
+    history = torch.load(best, weights_only=True)["training"]["history"]
+    assert [h["epoch"] for h in history] == [0, 1, 2] and history[0] == first[0]

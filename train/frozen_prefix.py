@@ -1,0 +1,487 @@
+"""Fine-tune the top of an ImageNet-started detector on cached outputs of its frozen lower part.
+
+    python -m train.frozen_prefix --name xception --data data_cache/faces/index.csv --size 192 --cut block11 \
+        --pair-reals sdfd=ffhq_stylegan2 --out runs/xception/prefix
+
+Why: on a 2-core CPU one epoch of full Xception fine-tuning at 192 px takes hours; the lower blocks of an ImageNet
+network change little in fine-tuning anyway. Their outputs are computed once, with the training-time views baked in
+(half the training crops degraded by the augmentation policy — JPEG, rescaling, blur, noise, colour —, and extra
+self-blended pseudo-fakes made from real training faces), and only the top (for Xception: block12 and the exit
+flow) is trained, for many epochs in minutes. The saved checkpoint holds the whole model (frozen ImageNet part and
+trained top), so `train.convert` turns it into an ordinary artifact.
+
+The same cached features give the frozen-feature baseline for free: a logistic regression on the ImageNet model's
+pooled features (`--probe`), scored on the same grouped splits.
+
+Caches live under `data_cache/features/<key>/` and are resumable (each split is written in chunks, its progress in
+`<split>.done`); a training run resumes from `last.pt` with `--resume`.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import torch
+from torch import nn
+
+from detectors.preprocess import to_tensor_batch
+from detectors.registry import build_model, get_spec
+from train import augment as aug
+from train.calibration import apply_temperature, fit_temperature
+from train.data import Sample, by_split, load_samples, summarize
+from train.engine import cpu_state, read_rgb, save_checkpoint
+from train.metrics import clean_json, compute_metrics, expected_calibration_error, roc_auc
+
+log = logging.getLogger("train.frozen_prefix")
+CHUNK = 128
+
+
+# ---------------------------------------------------------------------------------------------- the split
+class PrefixSplit:
+    """A detector cut in two: a frozen `prefix` (ImageNet layers, computed once and cached) and a trained
+    `suffix`. `split_model` picks the subclass that knows the model's layout."""
+
+    model: nn.Module
+    frozen: list[nn.Module]
+    trained: list[nn.Module]
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Freshly initialised parameters (trained at a higher learning rate)."""
+        raise NotImplementedError
+
+    def trainable(self) -> list[nn.Parameter]:
+        frozen = {id(p) for m in self.frozen for p in m.parameters()}
+        return [p for p in self.model.parameters() if id(p) not in frozen]
+
+    def train_mode(self) -> None:
+        self.model.eval()
+        for module in self.trained:
+            module.train()
+
+
+class ChildrenSplit(PrefixSplit):
+    """Cut at a top-level child of a model whose forward_features runs its children in order (timm's
+    legacy_xception); `forward_head` finishes the suffix."""
+
+    HEAD = {"global_pool", "fc", "head", "classifier", "head_drop"}
+
+    def __init__(self, model: nn.Module, cut: str) -> None:
+        names = [n for n, _ in model.named_children()]
+        if cut not in names or not hasattr(model, "get_classifier"):
+            raise ValueError(f"{type(model).__name__} cannot be cut at {cut!r}; top-level layers: {names}")
+        k = names.index(cut) + 1
+        self.model = model
+        self.prefix_names = names[:k]
+        self.suffix_names = [n for n in names[k:] if n not in self.HEAD]
+        self.frozen = [getattr(model, n) for n in self.prefix_names]
+        self.trained = [getattr(model, n) for n in names[k:]]
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        for name in self.prefix_names:
+            x = getattr(self.model, name)(x)
+        return x
+
+    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = features
+        for name in self.suffix_names:
+            x = getattr(self.model, name)(x)
+        return self.model.forward_head(x, pre_logits=pre_logits)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.get_classifier().parameters())
+
+
+class TrunkSplit(PrefixSplit):
+    """Cut inside a hybrid's EfficientNet-Lite trunk (`backbone.blocks.K`: stem and stages before K frozen);
+    the model's `tokens_from_trunk` and `forward_head` finish the suffix."""
+
+    def __init__(self, model: nn.Module, cut: str) -> None:
+        trunk = getattr(model, "backbone", None)
+        prefix = "backbone.blocks."
+        if trunk is None or not hasattr(model, "tokens_from_trunk") or not cut.startswith(prefix) \
+                or not cut[len(prefix):].isdigit() or not 0 < int(cut[len(prefix):]) < len(trunk.blocks):
+            raise ValueError(f"{type(model).__name__} cannot be cut at {cut!r}; use backbone.blocks.K, "
+                             f"0 < K < the trunk's stages")
+        k = int(cut[len(prefix):])
+        self.model, self.trunk = model, trunk
+        self.frozen = [trunk.conv_stem, trunk.bn1, *list(trunk.blocks)[:k]]
+        self.rest = list(trunk.blocks)[k:]
+        self.trained = [*self.rest] + [m for n, m in model.named_children() if n != "backbone"]
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        for module in self.frozen:
+            x = module(x)
+        return x
+
+    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = features
+        for module in self.rest:
+            x = module(x)
+        return self.model.forward_head(self.model.tokens_from_trunk(x), pre_logits=pre_logits)
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        trunk = {id(p) for p in self.trunk.parameters()}
+        return [p for p in self.model.parameters() if id(p) not in trunk]
+
+
+def split_model(model: nn.Module, cut: str) -> PrefixSplit:
+    return TrunkSplit(model, cut) if cut.startswith("backbone.") else ChildrenSplit(model, cut)
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+@dataclass
+class FeatureSet:
+    features: np.ndarray        # (N, C, H, W) float16
+    labels: np.ndarray          # (N,) int
+    sources: list[str]
+    clean: np.ndarray           # (N,) bool: an unaugmented crop (the probe uses only these)
+    samples: list[Sample]       # the crop each row came from
+
+
+def _views(samples: Sequence[Sample], augment_fraction: float, sbi_count: int, seed: int
+           ) -> list[tuple[int, str, int]]:
+    """Rows of the training cache: (sample index, view kind, label). Kinds: clean, augmented, sbi."""
+    rng = np.random.default_rng(seed)
+    rows = [(i, "augmented" if rng.random() < augment_fraction else "clean", s.label) for i, s in enumerate(samples)]
+    reals = [i for i, s in enumerate(samples) if s.label == 0]
+    for i in rng.permutation(reals)[:sbi_count]:
+        rows.append((int(i), "sbi", 1))
+    return rows
+
+
+def _render(sample: Sample, kind: str, rng: np.random.Generator, augmenter: aug.Compose,
+            sbi: aug.SelfBlend) -> np.ndarray:
+    img = read_rgb(sample.path)
+    if kind == "sbi":
+        img, _ = sbi(img, rng, sample.landmark_array())
+        return augmenter(img, rng) if rng.random() < 0.5 else img
+    if kind == "augmented":
+        return augmenter(img, rng)
+    return img
+
+
+def build_cache(split: PrefixSplit, samples: Sequence[Sample], rows: Sequence[tuple[int, str, int]], folder: Path,
+                name: str, size: int, mean: Sequence[float], std: Sequence[float], seed: int,
+                batch: int = 32) -> np.ndarray:
+    """Prefix outputs of every row, as a float16 .npy memmap in `folder/name.npy`; resumes a partial one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path, done_path = folder / f"{name}.npy", folder / f"{name}.done"
+    with torch.inference_mode():
+        shape = tuple(split.forward_prefix(torch.zeros(1, 3, size, size)).shape[1:])
+    n = len(rows)
+    done = int(done_path.read_text()) if done_path.is_file() and path.is_file() else 0
+    mode = "r+" if done else "w+"
+    out = np.lib.format.open_memmap(path, mode=mode, dtype=np.float16, shape=(n, *shape))
+    if done >= n:
+        return out
+    augmenter, sbi = aug.build_augmenter("default"), aug.SelfBlend()
+    start = time.time()
+    for lo in range(done - done % CHUNK, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        crops = []
+        for j in range(lo, hi):
+            i, kind, _ = rows[j]
+            rng = np.random.default_rng([seed, j])
+            crops.append(_render(samples[i], kind, rng, augmenter, sbi))
+        with torch.inference_mode():
+            for b in range(0, len(crops), batch):
+                x = to_tensor_batch(crops[b:b + batch], size, mean, std).contiguous(memory_format=torch.channels_last)
+                out[lo + b: lo + b + len(x)] = split.forward_prefix(x).numpy().astype(np.float16)
+        out.flush()
+        done_path.write_text(str(hi))
+        rate = (hi - done) / max(1e-6, time.time() - start)
+        log.info("%s: %d/%d cached (%.1f crops/s)", name, hi, n, rate)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def auc_by_source(labels: np.ndarray, probs: np.ndarray, sources: Sequence[str],
+                  pair_reals: dict[str, str]) -> dict[str, float | None]:
+    """AUC within each source; a source of fakes only is paired with the reals of its partner source."""
+    sources = np.asarray(sources)
+    out: dict[str, float | None] = {}
+    for src in sorted(set(sources.tolist())):
+        mask = sources == src
+        if len(set(labels[mask].tolist())) < 2 and src in pair_reals:
+            mask = mask | ((sources == pair_reals[src]) & (labels == 0))
+        y = labels[mask]
+        out[src] = float(roc_auc(y, probs[mask])) if len(set(y.tolist())) == 2 else None
+    return out
+
+
+def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, sources: Sequence[str],
+                  pair_reals: dict[str, str]) -> dict:
+    raw, cal = apply_temperature(logits, 1.0), apply_temperature(logits, temperature)
+    return {"calibrated": compute_metrics(labels, cal), "ece_before": expected_calibration_error(labels, raw),
+            "ece_after": expected_calibration_error(labels, cal),
+            "auc_by_source": auc_by_source(labels, cal, sources, pair_reals)}
+
+
+def manifest_metrics(temperature: float, parts: dict[str, dict]) -> dict:
+    """The same keys as train.engine.manifest_metrics, which the analyzer, gate and cards read."""
+    out: dict = {"temperature": temperature}
+    for split, part in parts.items():
+        cal = part["calibrated"]
+        for key in ("auc", "accuracy", "average_precision", "log_loss", "eer", "n"):
+            out[f"{split}_{key}"] = cal[key]
+        out[f"{split}_ece_before"], out[f"{split}_ece_after"] = part["ece_before"], part["ece_after"]
+        out[f"{split}_auc_by_source"] = part["auc_by_source"]
+    return clean_json(out)
+
+
+# ---------------------------------------------------------------------------------------------- training
+def _weights(labels: np.ndarray, sources: Sequence[str], power: float) -> np.ndarray:
+    """Sampling weight per row: (source, label) cells balanced to the power `power` (0: as is, 1: equal)."""
+    keys = [f"{s}|{l}" for s, l in zip(sources, labels)]
+    counts = {k: keys.count(k) for k in set(keys)}
+    w = np.array([counts[k] ** -power for k in keys], dtype=np.float64)
+    return w / w.sum()
+
+
+def logits_of(split: PrefixSplit, features: np.ndarray, batch: int = 128, pre_logits: bool = False) -> np.ndarray:
+    split.model.eval()
+    out = []
+    with torch.inference_mode():
+        for lo in range(0, len(features), batch):
+            x = torch.from_numpy(np.asarray(features[lo:lo + batch], dtype=np.float32))
+            y = split.forward_suffix(x, pre_logits=pre_logits)
+            out.append(y.reshape(len(x), -1).numpy() if pre_logits else y.reshape(-1).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def fit_suffix(split: PrefixSplit, train: FeatureSet, val: FeatureSet, args: argparse.Namespace,
+               out_dir: Path, pair_reals: dict[str, str]) -> dict:
+    torch.manual_seed(args.seed)
+    params = split.trainable()
+    head = {id(p) for p in split.head_parameters()}
+    groups = [{"params": [p for p in params if id(p) not in head], "lr": args.lr},
+              {"params": [p for p in params if id(p) in head], "lr": args.lr * args.head_lr_mult}]
+    optimizer = torch.optim.AdamW(groups, weight_decay=args.weight_decay)
+    steps_per_epoch = max(1, args.samples_per_epoch // args.batch_size)
+    total = steps_per_epoch * args.epochs
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups], total_steps=total,
+                                                    pct_start=0.1, anneal_strategy="cos")
+    weights = _weights(train.labels, train.sources, args.balance)
+    rng = np.random.default_rng(args.seed)
+    history, best, start_epoch = [], {"score": -1.0}, 0
+    last = out_dir / "last.pt"
+    if args.resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=True)
+        if state["scheduler"].get("total_steps") != total:
+            raise SystemExit(f"--resume needs the interrupted run's --epochs, --samples-per-epoch and --batch-size "
+                             f"({state['scheduler'].get('total_steps')} steps in all, not {total})")
+        split.model.load_state_dict(state["model"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        rng = np.random.default_rng([args.seed, start_epoch])
+        log.info("resumed at epoch %d", start_epoch)
+    loss_fn = nn.BCEWithLogitsLoss()
+    for epoch in range(start_epoch, args.epochs):
+        split.train_mode()
+        t0, losses = time.time(), []
+        for _ in range(steps_per_epoch):
+            idx = np.sort(rng.choice(len(train.labels), size=args.batch_size, p=weights))
+            x = torch.from_numpy(np.asarray(train.features[idx], dtype=np.float32))
+            flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+            x[flip] = x[flip].flip(-1)
+            if args.feature_dropout > 0:
+                x = nn.functional.dropout2d(x, args.feature_dropout, training=True)
+            y = torch.from_numpy(train.labels[idx].astype(np.float32))
+            loss = loss_fn(split.forward_suffix(x).reshape(-1), y * (1 - args.label_smoothing)
+                           + 0.5 * args.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        val_logits = logits_of(split, val.features)
+        by_source = auc_by_source(val.labels, val_logits, val.sources, pair_reals)
+        scores = [v for v in by_source.values() if v is not None]
+        score = float(np.mean(scores)) if scores else float("nan")
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": float(roc_auc(val.labels, val_logits)),
+                 "val_auc_by_source": by_source, "val_mean_source_auc": score, "seconds": time.time() - t0}
+        history.append(entry)
+        log.info("epoch %d: loss %.4f val AUC %.4f by source %s (%.0fs)", epoch, entry["loss"], entry["val_auc"],
+                 {k: round(v, 4) for k, v in by_source.items() if v is not None}, entry["seconds"])
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch}
+            save_checkpoint(out_dir / "best_state.pt", {"model": cpu_state(split.model), "epoch": epoch})
+        save_checkpoint(last, {"model": cpu_state(split.model), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "history": history, "best": best,
+                               "epoch": epoch})
+    best_state = torch.load(out_dir / "best_state.pt", map_location="cpu", weights_only=True)
+    split.model.load_state_dict(best_state["model"], strict=True)
+    return {"history": history, "best_epoch": best["epoch"]}
+
+
+# ---------------------------------------------------------------------------------------------- the probe
+def frozen_probe(split: PrefixSplit, parts: dict[str, FeatureSet], pair_reals: dict[str, str], seed: int) -> dict:
+    """Logistic regression on the ImageNet model's pooled features of clean crops; C chosen on validation."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    feats = {k: logits_of(split, v.features, pre_logits=True) for k, v in parts.items()}
+    clean = parts["train"].clean
+    scaler = StandardScaler().fit(feats["train"][clean])
+    best = None
+    for c in (0.001, 0.003, 0.01, 0.03, 0.1):
+        clf = LogisticRegression(C=c, max_iter=3000, random_state=seed)
+        clf.fit(scaler.transform(feats["train"][clean]), parts["train"].labels[clean])
+        p = clf.predict_proba(scaler.transform(feats["val"]))[:, 1]
+        by = auc_by_source(parts["val"].labels, p, parts["val"].sources, pair_reals)
+        score = float(np.mean([v for v in by.values() if v is not None]))
+        if best is None or score > best[0]:
+            best = (score, c, clf)
+    _, c, clf = best
+    out = {"C": c}
+    for name in ("val", "test"):
+        p = clf.predict_proba(scaler.transform(feats[name]))[:, 1]
+        out[f"{name}_auc"] = float(roc_auc(parts[name].labels, p))
+        out[f"{name}_auc_by_source"] = auc_by_source(parts[name].labels, p, parts[name].sources, pair_reals)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+def parse_pairs(values: Sequence[str]) -> dict[str, str]:
+    pairs = {}
+    for v in values:
+        fake, sep, real = v.partition("=")
+        if not sep or not fake or not real:
+            raise SystemExit(f"--pair-reals takes FAKE_SOURCE=REAL_SOURCE, not {v!r}")
+        pairs[fake] = real
+    return pairs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.frozen_prefix", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--name", required=True, help="registered detector name (its builder must take pretrained=True)")
+    p.add_argument("--data", action="append", required=True, help="crop index from train/prepare.py (with splits)")
+    p.add_argument("--size", type=int, default=192, help="input side")
+    p.add_argument("--cut", required=True, help="last frozen top-level layer, e.g. block11 for xception")
+    p.add_argument("--pair-reals", action="append", default=[], help="FAKE_SOURCE=REAL_SOURCE for fake-only sources")
+    p.add_argument("--exclude-source", action="append", default=[], help="sources left out of training")
+    p.add_argument("--augment-fraction", type=float, default=0.5, help="training crops cached degraded")
+    p.add_argument("--sbi", type=int, default=1500, help="self-blended pseudo-fakes added from real training crops")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--samples-per-epoch", type=int, default=6000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--head-lr-mult", type=float, default=5.0)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--balance", type=float, default=0.5, help="(source, label) balancing power, 0..1")
+    p.add_argument("--feature-dropout", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=float, default=0.05)
+    p.add_argument("--probe", action="store_true", help="also fit the frozen-feature baseline and save probe.json")
+    p.add_argument("--cache", default="data_cache/features", help="feature cache root")
+    p.add_argument("--out", required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-mlflow", action="store_true")
+    return p
+
+
+def _feature_set(split: PrefixSplit, samples: list[Sample], rows, key_dir: Path, name: str, size: int,
+                 spec, seed: int) -> FeatureSet:
+    feats = build_cache(split, samples, rows, key_dir, name, size, spec.mean, spec.std, seed)
+    return FeatureSet(features=np.asarray(feats), labels=np.array([r[2] for r in rows], dtype=np.int64),
+                      sources=[samples[r[0]].source for r in rows], clean=np.array([r[1] == "clean" for r in rows]),
+                      samples=[samples[r[0]] for r in rows])
+
+
+def run(args: argparse.Namespace) -> Path:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = get_spec(args.name)
+    pair_reals = parse_pairs(args.pair_reals)
+    samples = [s for s in load_samples(args.data) if s.source not in set(args.exclude_source)]
+    if not all(s.split for s in samples):
+        raise SystemExit("the crop index has no splits: make it with train/prepare.py")
+    parts = by_split(samples)
+    model = build_model(args.name, pretrained=True, input_size=args.size).to(memory_format=torch.channels_last)
+    split = split_model(model, args.cut)
+    ident = json.dumps({"name": args.name, "size": args.size, "cut": args.cut, "data": sorted(map(str, args.data)),
+                        "augment": args.augment_fraction, "sbi": args.sbi, "seed": args.seed,
+                        "exclude": sorted(args.exclude_source)}, sort_keys=True)
+    key_dir = Path(args.cache) / f"{args.name}_{args.size}_{args.cut}_{hashlib.sha1(ident.encode()).hexdigest()[:10]}"
+    key_dir.mkdir(parents=True, exist_ok=True)
+    (key_dir / "key.json").write_text(ident)
+    sets = {"train": _feature_set(split, parts["train"], _views(parts["train"], args.augment_fraction, args.sbi,
+                                                                 args.seed), key_dir, "train", args.size, spec,
+                                  args.seed)}
+    for name in ("val", "test"):
+        rows = [(i, "clean", s.label) for i, s in enumerate(parts[name])]
+        sets[name] = _feature_set(split, parts[name], rows, key_dir, name, args.size, spec, args.seed)
+    probe = None
+    if args.probe:
+        probe = frozen_probe(split, sets, pair_reals, args.seed)
+        (out_dir / "probe.json").write_text(json.dumps(clean_json(probe), indent=2))
+        log.info("frozen probe: test AUC %.4f by source %s", probe["test_auc"], probe["test_auc_by_source"])
+    fit = fit_suffix(split, sets["train"], sets["val"], args, out_dir, pair_reals)
+    logits = {k: logits_of(split, sets[k].features) for k in ("val", "test")}
+    temperature = float(fit_temperature(logits["val"], sets["val"].labels))
+    metrics = {k: split_metrics(sets[k].labels, logits[k], temperature, sets[k].sources, pair_reals)
+               for k in ("val", "test")}
+    summary = summarize(parts["train"] + parts["val"] + parts["test"])
+    summary.update({"data": [str(d) for d in args.data], "pair_reals": pair_reals,
+                    "excluded_sources": args.exclude_source})
+    training = {"data": summary, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                "recipe": "frozen-prefix fine-tuning on cached features (train/frozen_prefix.py)",
+                "start": "ImageNet (offline, see the model card)", "frozen_up_to": args.cut,
+                "train_rows": {"clean": int(sets["train"].clean.sum()), "total": len(sets["train"].labels),
+                               "sbi": args.sbi}, "history": fit["history"], "best_epoch": fit["best_epoch"],
+                "torch": str(torch.__version__)}
+    ckpt = {"name": args.name, "model": cpu_state(split.model), "model_kwargs": dict(model.detector_kwargs),
+            "input_size": args.size, "temperature": temperature, "epoch": fit["best_epoch"],
+            "metrics": manifest_metrics(temperature, metrics), "training": clean_json(training), "run_id": ""}
+    if not args.no_mlflow:
+        from train.tracking import Tracker
+        tracker = Tracker()
+        if tracker.enabled:
+            tracker.start(run_name=f"prefix-{args.name}", tags={"recipe": "frozen_prefix"})
+            tracker.log_params({k: v for k, v in vars(args).items() if not isinstance(v, list)})
+            for entry in fit["history"]:
+                tracker.log_metrics({"loss": entry["loss"], "val_auc": entry["val_auc"]}, step=entry["epoch"])
+            tracker.log_metrics({k: v for k, v in ckpt["metrics"].items() if isinstance(v, float)})
+            if probe:
+                tracker.log_dict(clean_json(probe), "probe.json")
+            ckpt["run_id"] = tracker.run_id or ""
+            tracker.end()
+    best = out_dir / "best.pt"
+    save_checkpoint(best, ckpt)
+    (out_dir / "metrics.json").write_text(json.dumps(clean_json({"metrics": metrics, "probe": probe}), indent=2))
+    log.info("test AUC %.4f by source %s", metrics["test"]["calibrated"]["auc"], metrics["test"]["auc_by_source"])
+    return best
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = build_parser().parse_args(argv)
+    print(f"checkpoint: {run(args)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
