@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import logging
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -437,6 +438,9 @@ def run(args: argparse.Namespace) -> Path:
     probe = None
     if args.probe:
         probe = frozen_probe(split, sets, pair_reals, args.seed)
+        probe = {"name": f"frozen ImageNet {args.name} features (global-pooled, {args.size} px face crops, clean "
+                         f"training crops only) + logistic regression, C chosen on validation",
+                 "command": "python -m train.frozen_prefix " + shlex.join(sys.argv[1:]), **probe}
         (out_dir / "probe.json").write_text(json.dumps(clean_json(probe), indent=2))
         log.info("frozen probe: test AUC %.4f by source %s", probe["test_auc"], probe["test_auc_by_source"])
     fit = fit_suffix(split, sets["train"], sets["val"], args, out_dir, pair_reals)

