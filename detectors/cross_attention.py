@@ -147,9 +147,16 @@ class CrossAttentionDetector(nn.Module):
                 trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
 
+    # the tokens need the pixels as well as the RGB trunk's output (the frequency view): see tokens_from_trunk
+    TOKENS_NEED_PIXELS = True
+
     def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, H*W, C) RGB tokens after attending to the frequency view (no class token)."""
-        fmap = self.rgb_proj(self.rgb(x))
+        return self.tokens_from_trunk(self.rgb(x), x)
+
+    def tokens_from_trunk(self, trunk: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The RGB trunk's (B, C, H, W) output and the (B, 3, S, S) input -> attended RGB tokens."""
+        fmap = self.rgb_proj(trunk)
         _, _, h, w = fmap.shape
         queries = fmap.flatten(2).transpose(1, 2) + _grid_pos_embed(self.rgb_pos, self.grid, h, w)
         memory = self.freq(x)
@@ -157,8 +164,12 @@ class CrossAttentionDetector(nn.Module):
             queries = block(queries, memory)
         return queries
 
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        pooled = self.norm(tokens).mean(dim=1)
+        return pooled if pre_logits else self.head(pooled)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.norm(self.forward_tokens(x)).mean(dim=1))
+        return self.forward_head(self.forward_tokens(x))
 
 
 def build_cross_attention(pretrained: bool = False, **kwargs) -> CrossAttentionDetector:

@@ -18,13 +18,15 @@ def _isolated_mlflow(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'stray.db'}")
 
 
-@pytest.mark.parametrize("name,cut", [("xception", "block11"), ("cnn_transformer", "backbone.blocks.4")])
+@pytest.mark.parametrize("name,cut", [("xception", "block11"), ("cnn_transformer", "backbone.blocks.4"),
+                                      ("cross_attention", "rgb.blocks.3")])
 def test_prefix_then_suffix_is_the_model(name, cut):
     model = build_model(name, input_size=64).eval()
     split = fp.split_model(model, cut)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        assert torch.allclose(split.forward_suffix(split.forward_prefix(x)), model(x), atol=1e-5)
+        assert torch.allclose(split.forward_suffix(split.forward_prefix(x), pixels=x), model(x), atol=1e-5)
+    assert split.needs_pixels == (name == "cross_attention")
     frozen = {id(p) for m in split.frozen for p in m.parameters()}
     assert frozen and not frozen & {id(p) for p in split.trainable()}
     assert {id(p) for p in split.head_parameters()} <= {id(p) for p in split.trainable()}
@@ -50,13 +52,19 @@ def test_cache_resumes_without_recomputing(tmp_path):
     data = write_dataset(tmp_path / "tex", "splits", n=12, size=48)
     from train.data import load_samples
     samples = load_samples([str(data)])
-    split = fp.split_model(build_model("cnn_transformer", input_size=64).eval(), "backbone.blocks.3")
+    split = fp.split_model(build_model("cross_attention", input_size=64).eval(), "rgb.blocks.3")
     rows = [(i, "clean", s.label) for i, s in enumerate(samples)]
-    first = np.array(fp.build_cache(split, samples, rows, tmp_path / "c", "all", 64, (0.5,) * 3, (0.5,) * 3, 0))
+    first, pixels = fp.build_cache(split, samples, rows, tmp_path / "c", "all", 64, (0.5,) * 3, (0.5,) * 3, 0)
+    first, pixels = np.array(first), np.array(pixels)
+    # the cached pixels, normalised, are exactly what inference feeds the model
+    from detectors.preprocess import to_tensor_batch
+    from train.engine import read_rgb
+    want = to_tensor_batch([read_rgb(s.path) for s in samples[:3]], 64, (0.5,) * 3, (0.5,) * 3)
+    assert torch.equal(fp.pixels_tensor(pixels[:3], (0.5,) * 3, (0.5,) * 3), want)
     calls = []
     original = split.forward_prefix
     split.forward_prefix = lambda x: (calls.append(len(x)), original(x))[1]
-    again = fp.build_cache(split, samples, rows, tmp_path / "c", "all", 64, (0.5,) * 3, (0.5,) * 3, 0)
+    again, _ = fp.build_cache(split, samples, rows, tmp_path / "c", "all", 64, (0.5,) * 3, (0.5,) * 3, 0)
     assert calls == [1]            # only the shape probe; every row came from disk
     assert np.array_equal(first, np.asarray(again)) and first.dtype == np.float16
 
@@ -91,7 +99,7 @@ def test_short_run_converts_and_keeps_the_imagenet_prefix(tmp_path):
 
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     data = write_dataset(tmp_path / "tex", "splits", n=16, size=64)
-    argv = ["--name", "cnn_transformer", "--data", str(data), "--size", "64", "--cut", "backbone.blocks.3",
+    argv = ["--name", "cross_attention", "--data", str(data), "--size", "64", "--cut", "rgb.blocks.3",
             "--sbi", "0", "--epochs", "3", "--samples-per-epoch", "16", "--batch-size", "8", "--no-mlflow",
             "--threads", "1", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
     saves = []

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from detectors.preprocess import to_tensor_batch
+from detectors.preprocess import check_crop, resize_rgb, to_tensor_batch
 from detectors.registry import build_model, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature, fit_temperature
@@ -56,11 +56,13 @@ class PrefixSplit:
     model: nn.Module
     frozen: list[nn.Module]
     trained: list[nn.Module]
+    needs_pixels: bool = False   # the suffix also reads the input pixels (a hybrid's frequency view)
 
     def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False,
+                       pixels: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def head_parameters(self) -> list[nn.Parameter]:
@@ -99,7 +101,8 @@ class ChildrenSplit(PrefixSplit):
             x = getattr(self.model, name)(x)
         return x
 
-    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False,
+                       pixels: torch.Tensor | None = None) -> torch.Tensor:
         x = features
         for name in self.suffix_names:
             x = getattr(self.model, name)(x)
@@ -110,32 +113,40 @@ class ChildrenSplit(PrefixSplit):
 
 
 class TrunkSplit(PrefixSplit):
-    """Cut inside a hybrid's EfficientNet-Lite trunk (`backbone.blocks.K`: stem and stages before K frozen);
-    the model's `tokens_from_trunk` and `forward_head` finish the suffix."""
+    """Cut inside a hybrid's EfficientNet-Lite trunk (`backbone.blocks.K` or `rgb.blocks.K`: stem and stages
+    before K frozen); the model's `tokens_from_trunk` and `forward_head` finish the suffix."""
 
     def __init__(self, model: nn.Module, cut: str) -> None:
-        trunk = getattr(model, "backbone", None)
-        prefix = "backbone.blocks."
-        if trunk is None or not hasattr(model, "tokens_from_trunk") or not cut.startswith(prefix) \
-                or not cut[len(prefix):].isdigit() or not 0 < int(cut[len(prefix):]) < len(trunk.blocks):
-            raise ValueError(f"{type(model).__name__} cannot be cut at {cut!r}; use backbone.blocks.K, "
+        attr, _, rest = cut.partition(".blocks.")
+        trunk = getattr(model, attr, None) if attr else None
+        if trunk is None or not hasattr(trunk, "blocks") or not hasattr(model, "tokens_from_trunk") \
+                or not rest.isdigit() or not 0 < int(rest) < len(trunk.blocks):
+            raise ValueError(f"{type(model).__name__} cannot be cut at {cut!r}; use <trunk>.blocks.K with "
                              f"0 < K < the trunk's stages")
-        k = int(cut[len(prefix):])
+        k = int(rest)
         self.model, self.trunk = model, trunk
+        self.needs_pixels = bool(getattr(model, "TOKENS_NEED_PIXELS", False))
         self.frozen = [trunk.conv_stem, trunk.bn1, *list(trunk.blocks)[:k]]
         self.rest = list(trunk.blocks)[k:]
-        self.trained = [*self.rest] + [m for n, m in model.named_children() if n != "backbone"]
+        self.trained = [*self.rest] + [m for n, m in model.named_children() if m is not trunk]
 
     def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
         for module in self.frozen:
             x = module(x)
         return x
 
-    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def forward_suffix(self, features: torch.Tensor, pre_logits: bool = False,
+                       pixels: torch.Tensor | None = None) -> torch.Tensor:
         x = features
         for module in self.rest:
             x = module(x)
-        return self.model.forward_head(self.model.tokens_from_trunk(x), pre_logits=pre_logits)
+        if self.needs_pixels:
+            if pixels is None:
+                raise ValueError(f"{type(self.model).__name__}'s suffix needs the input pixels too")
+            tokens = self.model.tokens_from_trunk(x, pixels)
+        else:
+            tokens = self.model.tokens_from_trunk(x)
+        return self.model.forward_head(tokens, pre_logits=pre_logits)
 
     def head_parameters(self) -> list[nn.Parameter]:
         trunk = {id(p) for p in self.trunk.parameters()}
@@ -143,17 +154,32 @@ class TrunkSplit(PrefixSplit):
 
 
 def split_model(model: nn.Module, cut: str) -> PrefixSplit:
-    return TrunkSplit(model, cut) if cut.startswith("backbone.") else ChildrenSplit(model, cut)
+    return TrunkSplit(model, cut) if ".blocks." in cut else ChildrenSplit(model, cut)
 
 
 # ---------------------------------------------------------------------------------------------- the cache
 @dataclass
 class FeatureSet:
     features: np.ndarray        # (N, C, H, W) float16
+    pixels: np.ndarray | None   # (N, S, S, 3) uint8 crops, for suffixes that read the pixels
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     labels: np.ndarray          # (N,) int
     sources: list[str]
     clean: np.ndarray           # (N,) bool: an unaugmented crop (the probe uses only these)
     samples: list[Sample]       # the crop each row came from
+
+    def batch(self, idx: np.ndarray | slice, flip: np.ndarray | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features (float32) and pixels of rows `idx`, rows with `flip` mirrored left-right (both alike)."""
+        x = torch.from_numpy(np.asarray(self.features[idx], dtype=np.float32))
+        px = pixels_tensor(np.asarray(self.pixels[idx]), self.mean, self.std) if self.pixels is not None else None
+        if flip is not None:
+            f = torch.from_numpy(flip)
+            x[f] = x[f].flip(-1)
+            if px is not None:
+                px[f] = px[f].flip(-1)
+        return x, px
 
 
 def _views(samples: Sequence[Sample], augment_fraction: float, sbi_count: int, seed: int
@@ -180,8 +206,10 @@ def _render(sample: Sample, kind: str, rng: np.random.Generator, augmenter: aug.
 
 def build_cache(split: PrefixSplit, samples: Sequence[Sample], rows: Sequence[tuple[int, str, int]], folder: Path,
                 name: str, size: int, mean: Sequence[float], std: Sequence[float], seed: int,
-                batch: int = 32) -> np.ndarray:
-    """Prefix outputs of every row, as a float16 .npy memmap in `folder/name.npy`; resumes a partial one."""
+                batch: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+    """Prefix outputs of every row, as a float16 .npy memmap in `folder/name.npy`; resumes a partial one.
+    When the split's suffix needs the pixels too, the resized uint8 crops go to `folder/name_pixels.npy`
+    (normalised at training time exactly as detectors.preprocess does)."""
     folder.mkdir(parents=True, exist_ok=True)
     path, done_path = folder / f"{name}.npy", folder / f"{name}.done"
     with torch.inference_mode():
@@ -190,8 +218,10 @@ def build_cache(split: PrefixSplit, samples: Sequence[Sample], rows: Sequence[tu
     done = int(done_path.read_text()) if done_path.is_file() and path.is_file() else 0
     mode = "r+" if done else "w+"
     out = np.lib.format.open_memmap(path, mode=mode, dtype=np.float16, shape=(n, *shape))
+    pixels = (np.lib.format.open_memmap(folder / f"{name}_pixels.npy", mode=mode, dtype=np.uint8,
+                                        shape=(n, size, size, 3)) if split.needs_pixels else None)
     if done >= n:
-        return out
+        return out, pixels
     augmenter, sbi = aug.build_augmenter("default"), aug.SelfBlend()
     start = time.time()
     for lo in range(done - done % CHUNK, n, CHUNK):
@@ -205,11 +235,22 @@ def build_cache(split: PrefixSplit, samples: Sequence[Sample], rows: Sequence[tu
             for b in range(0, len(crops), batch):
                 x = to_tensor_batch(crops[b:b + batch], size, mean, std).contiguous(memory_format=torch.channels_last)
                 out[lo + b: lo + b + len(x)] = split.forward_prefix(x).numpy().astype(np.float16)
+        if pixels is not None:
+            pixels[lo:hi] = np.stack([resize_rgb(check_crop(c), size) for c in crops])
+            pixels.flush()
         out.flush()
         done_path.write_text(str(hi))
         rate = (hi - done) / max(1e-6, time.time() - start)
         log.info("%s: %d/%d cached (%.1f crops/s)", name, hi, n, rate)
-    return out
+    return out, pixels
+
+
+def pixels_tensor(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Cached uint8 crops -> the normalised (N, 3, S, S) tensor detectors.preprocess.to_tensor_batch makes."""
+    x = pixels.astype(np.float32) * (1.0 / 255.0)
+    x -= np.asarray(mean, dtype=np.float32)
+    x /= np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -256,13 +297,13 @@ def _weights(labels: np.ndarray, sources: Sequence[str], power: float) -> np.nda
     return w / w.sum()
 
 
-def logits_of(split: PrefixSplit, features: np.ndarray, batch: int = 128, pre_logits: bool = False) -> np.ndarray:
+def logits_of(split: PrefixSplit, data: FeatureSet, batch: int = 128, pre_logits: bool = False) -> np.ndarray:
     split.model.eval()
     out = []
     with torch.inference_mode():
-        for lo in range(0, len(features), batch):
-            x = torch.from_numpy(np.asarray(features[lo:lo + batch], dtype=np.float32))
-            y = split.forward_suffix(x, pre_logits=pre_logits)
+        for lo in range(0, len(data.labels), batch):
+            x, px = data.batch(slice(lo, lo + batch))
+            y = split.forward_suffix(x, pre_logits=pre_logits, pixels=px)
             out.append(y.reshape(len(x), -1).numpy() if pre_logits else y.reshape(-1).numpy())
     return np.concatenate(out).astype(np.float64)
 
@@ -300,13 +341,11 @@ def fit_suffix(split: PrefixSplit, train: FeatureSet, val: FeatureSet, args: arg
         t0, losses = time.time(), []
         for _ in range(steps_per_epoch):
             idx = np.sort(rng.choice(len(train.labels), size=args.batch_size, p=weights))
-            x = torch.from_numpy(np.asarray(train.features[idx], dtype=np.float32))
-            flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
-            x[flip] = x[flip].flip(-1)
+            x, px = train.batch(idx, flip=rng.random(len(idx)) < 0.5)
             if args.feature_dropout > 0:
                 x = nn.functional.dropout2d(x, args.feature_dropout, training=True)
             y = torch.from_numpy(train.labels[idx].astype(np.float32))
-            loss = loss_fn(split.forward_suffix(x).reshape(-1), y * (1 - args.label_smoothing)
+            loss = loss_fn(split.forward_suffix(x, pixels=px).reshape(-1), y * (1 - args.label_smoothing)
                            + 0.5 * args.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -314,7 +353,7 @@ def fit_suffix(split: PrefixSplit, train: FeatureSet, val: FeatureSet, args: arg
             optimizer.step()
             scheduler.step()
             losses.append(loss.item())
-        val_logits = logits_of(split, val.features)
+        val_logits = logits_of(split, val)
         by_source = auc_by_source(val.labels, val_logits, val.sources, pair_reals)
         scores = [v for v in by_source.values() if v is not None]
         score = float(np.mean(scores)) if scores else float("nan")
@@ -340,7 +379,7 @@ def frozen_probe(split: PrefixSplit, parts: dict[str, FeatureSet], pair_reals: d
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    feats = {k: logits_of(split, v.features, pre_logits=True) for k, v in parts.items()}
+    feats = {k: logits_of(split, v, pre_logits=True) for k, v in parts.items()}
     clean = parts["train"].clean
     scaler = StandardScaler().fit(feats["train"][clean])
     best = None
@@ -404,8 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _feature_set(split: PrefixSplit, samples: list[Sample], rows, key_dir: Path, name: str, size: int,
                  spec, seed: int) -> FeatureSet:
-    feats = build_cache(split, samples, rows, key_dir, name, size, spec.mean, spec.std, seed)
-    return FeatureSet(features=np.asarray(feats), labels=np.array([r[2] for r in rows], dtype=np.int64),
+    feats, pixels = build_cache(split, samples, rows, key_dir, name, size, spec.mean, spec.std, seed)
+    return FeatureSet(features=np.asarray(feats), pixels=None if pixels is None else np.asarray(pixels),
+                      mean=tuple(spec.mean), std=tuple(spec.std), labels=np.array([r[2] for r in rows], dtype=np.int64),
                       sources=[samples[r[0]].source for r in rows], clean=np.array([r[1] == "clean" for r in rows]),
                       samples=[samples[r[0]] for r in rows])
 
@@ -444,7 +484,7 @@ def run(args: argparse.Namespace) -> Path:
         (out_dir / "probe.json").write_text(json.dumps(clean_json(probe), indent=2))
         log.info("frozen probe: test AUC %.4f by source %s", probe["test_auc"], probe["test_auc_by_source"])
     fit = fit_suffix(split, sets["train"], sets["val"], args, out_dir, pair_reals)
-    logits = {k: logits_of(split, sets[k].features) for k in ("val", "test")}
+    logits = {k: logits_of(split, sets[k]) for k in ("val", "test")}
     temperature = float(fit_temperature(logits["val"], sets["val"].labels))
     metrics = {k: split_metrics(sets[k].labels, logits[k], temperature, sets[k].sources, pair_reals)
                for k in ("val", "test")}
