@@ -2,11 +2,13 @@
 """Command line of the deepfake detector.
 
   python cli.py analyze photo.jpg clip.mp4 folder/ [--json]   one report per file
-  python cli.py models [--json]                               the detectors and their weights
+  python cli.py models [--json]                               the detectors, their weights, the operating point
   python cli.py serve --host 127.0.0.1 --port 8000            the HTTP API
   python cli.py scan PATH_OR_LIST --out results.jsonl         batch scanning (local processes or Ray)
 
 `analyze --json` prints JSON Lines: one JSON document (one report) per input file, one per line.
+`models --json` prints {"models": [...], "operating_point": {...}}, as GET /v1/models answers.
+--threshold / --band default to the models' validated operating point (converted_models/ensemble.json).
 Exit status: 0 when at least one input was analysed, 1 when every input failed, 2 for usage errors.
 """
 from __future__ import annotations
@@ -37,14 +39,20 @@ def _video_options_from_args(args: argparse.Namespace):
     return VideoOptions(frames=args.frames, every=args.every, rate=args.rate, start=args.start, end=args.end)
 
 
+OPERATING_POINT_HELP = ("default: the models' validated operating point, see converted_models/ENSEMBLE.md; "
+                        "without one 0.5 and 0.1")
+
+
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that analyses media (analyze, scan)."""
     from analysis.ensemble import STRATEGIES
     g = p.add_argument_group("analysis")
     g.add_argument("--models-dir", default=None, help="folder of converted models (default: converted_models/)")
     g.add_argument("--strategy", default="weighted", choices=sorted(STRATEGIES))
-    g.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a face is FAKE")
-    g.add_argument("--band", type=float, default=0.1, help="|p - threshold| below this is UNCERTAIN")
+    g.add_argument("--threshold", type=float, default=None,
+                   help=f"probability at or above which a face is FAKE, 0..1 ({OPERATING_POINT_HELP})")
+    g.add_argument("--band", type=float, default=None,
+                   help=f"|p - threshold| below this is UNCERTAIN, 0..0.5 ({OPERATING_POINT_HELP})")
     g.add_argument("--detectors", default=None,
                    help="comma-separated detector names (default: the loaded ones that pass the quality gate; "
                         "naming a detector here includes it even if it does not pass)")
@@ -129,10 +137,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from analysis.analyzer import get_analyzer
+    from analysis.report import json_safe
     analyzer = get_analyzer(args.models_dir)
     info = analyzer.model_info()
+    op = analyzer.operating_point_info()
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json.dumps(json_safe({"models": info, "operating_point": op}), indent=2))
         return 0
     for m in info:
         status = "loaded, checksum verified" if m["loaded"] else f"NOT LOADED: {m['error']}"
@@ -154,7 +164,19 @@ def cmd_models(args: argparse.Namespace) -> int:
               f"{analyzer.gate_floor:g} on every data source; name others with --detectors to include them")
     if analyzer.gate_note():
         print(f"note: {analyzer.gate_note()}")
+    print(operating_point_text(op))
     return 0
+
+
+def operating_point_text(op: dict[str, Any]) -> str:
+    """The `operating point:` line of `cli.py models`."""
+    head = f"operating point: threshold {op['threshold']:.3f} ± band {op['band']:.3f}"
+    if op["source"] != "validation":
+        return f"{head}: built-in defaults ({op['reason']})"
+    return (f"{head}: validated for the {op['strategy']} ensemble of {', '.join(op['detectors'])} "
+            f"({op['file']}): {op['val_fpr']:.1%} of {op['val_n_real']} validation reals called FAKE "
+            f"(target at most {op['max_fpr']:.0%}), {op['val_tpr']:.1%} of {op['val_n_fake']} fakes caught; "
+            "--threshold / --band override it")
 
 
 def build_parser() -> argparse.ArgumentParser:

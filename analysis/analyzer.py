@@ -1,10 +1,13 @@
 """The analysis core: faces -> detectors -> ensemble -> report.
 
-One `Analyzer` holds the loaded detectors and face finders; the dashboard, the CLI, the HTTP API, the
-video engine and the batch scanner all call it. Models load once and are shared (read-only inference).
+One `Analyzer` holds the loaded detectors, the ensemble's validated operating point and the face finders; the
+dashboard, the CLI, the HTTP API, the video engine and the batch scanner all call it. Models load once and are
+shared (read-only inference).
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import threading
 import time
@@ -22,9 +25,13 @@ from .ensemble import STRATEGIES, combine, verdict_for
 from .errors import MediaError
 from .faces import Face, FaceFinder, square_crop
 from .media import LoadedImage, load_image
+from .operating_point import FILE_NAME as OPERATING_POINT_FILE
+from .operating_point import OperatingPoint, OperatingPointError, load_operating_point
 from .quality import assess_quality
 from .report import FaceResult, ImageReport, join_notes
-from .settings import AnalysisSettings
+from .settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
+
+log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS_DIR = Path(os.environ.get("DEEPFAKE_MODELS_DIR", REPO_ROOT / "converted_models"))
@@ -53,6 +60,28 @@ class VotePlan:
     not_voting: list[dict[str, str]] = field(default_factory=list)  # {"name", "reason"}: left out by the gate
     missing: dict[str, str] = field(default_factory=dict)           # wanted but not loaded: name -> why
     note: str | None = None                                         # for the report's message (gate fallback)
+    settings: AnalysisSettings = field(default_factory=AnalysisSettings)   # resolved: threshold and band set
+
+
+# where an analysis's threshold and band came from (the report's `operating_point.source`)
+VALIDATION, DEFAULT, EXPLICIT = "validation", "default", "explicit"
+
+
+@dataclass
+class Decision:
+    """The threshold and band one analysis uses, and where they come from."""
+    settings: AnalysisSettings               # a copy with threshold and band filled in
+    source: str                              # VALIDATION (ensemble.json), DEFAULT (built-in) or EXPLICIT (caller)
+    reason: str | None = None                # why not VALIDATION, one line
+    operating_point: OperatingPoint | None = None   # the one used (source VALIDATION)
+    explicit: list[str] = field(default_factory=list)   # the fields the caller set: "threshold", "band"
+
+    def report_entry(self) -> dict[str, Any]:
+        """The report's `operating_point`: {"source", "reason", "max_fpr", "val_fpr", "val_tpr", "explicit"}."""
+        op = self.operating_point
+        return {"source": self.source, "reason": self.reason,
+                "max_fpr": op.max_fpr if op else None, "val_fpr": op.val.fpr if op else None,
+                "val_tpr": op.val.tpr if op else None, "explicit": list(self.explicit)}
 
 
 class Analyzer:
@@ -65,8 +94,79 @@ class Analyzer:
         self.gate_floor = GATE_FLOOR
         self.gate: dict[str, GateDecision] = {n: gate_decision(d.manifest.to_dict(), self.gate_floor)
                                               for n, d in self.detectors.items()}
+        self.operating_point, self.operating_point_error = self._load_operating_point()
         self._finders: dict[tuple, FaceFinder] = {}
         self._finders_lock = threading.Lock()
+
+    def _load_operating_point(self) -> tuple[OperatingPoint | None, str | None]:
+        """`<models_dir>/ensemble.json`, or None; a bad file is a warning (its one-line reason), never a crash."""
+        try:
+            return load_operating_point(self.models_dir), None
+        except (OperatingPointError, OSError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            log.warning("ignoring the ensemble operating point (%s); the built-in threshold %g and band %g apply",
+                        reason, DEFAULT_THRESHOLD, DEFAULT_BAND)
+            return None, reason
+
+    # ---- the decision threshold and band: the validated operating point, else the built-in defaults ----------
+    def decision(self, settings: AnalysisSettings | None = None) -> Decision:
+        """The threshold and band an analysis with `settings` uses. A None threshold / band is filled from the
+        operating point when there is one, chosen for this strategy and exactly these voting detectors; else from
+        DEFAULT_THRESHOLD / DEFAULT_BAND. Explicit values are kept. Never raises."""
+        settings = settings or AnalysisSettings()
+        explicit = [k for k in ("threshold", "band") if getattr(settings, k) is not None]
+        if len(explicit) == 2:
+            return Decision(settings=dataclasses.replace(settings), source=EXPLICIT,
+                            reason="threshold and band set explicitly", explicit=explicit)
+        op, reason = self._operating_point_for(settings)
+        threshold = settings.threshold if settings.threshold is not None else (
+            op.threshold if op else DEFAULT_THRESHOLD)
+        band = settings.band if settings.band is not None else (op.band if op else DEFAULT_BAND)
+        return Decision(settings=dataclasses.replace(settings, threshold=threshold, band=band),
+                        source=VALIDATION if op else DEFAULT, reason=reason, operating_point=op, explicit=explicit)
+
+    def _operating_point_for(self, settings: AnalysisSettings) -> tuple[OperatingPoint | None, str | None]:
+        """(the operating point, None) when it applies to `settings`, else (None, why not)."""
+        op = self.operating_point
+        if op is None:
+            if self.operating_point_error:
+                return None, f"{OPERATING_POINT_FILE} ignored: {self.operating_point_error}"
+            return None, f"no {OPERATING_POINT_FILE} in the models folder"
+        if op.strategy != settings.strategy:
+            return None, (f"the operating point in {OPERATING_POINT_FILE} was chosen for the {op.strategy} "
+                          f"strategy, not {settings.strategy}")
+        try:
+            active = self.active_detectors(settings)
+        except ValueError:
+            active = None   # an unknown detector name: the analysis reports it
+        if not op.matches(active):
+            return None, (f"the operating point in {OPERATING_POINT_FILE} was chosen for other detectors "
+                          f"({', '.join(op.detectors) or 'none'}), not {', '.join(active or []) or 'none'}")
+        return op, None
+
+    def resolve_settings(self, settings: AnalysisSettings | None = None) -> AnalysisSettings:
+        """A copy of `settings` with threshold and band filled in (see `decision`)."""
+        return self.decision(settings).settings
+
+    def record_decision(self, report: Any, settings: AnalysisSettings | None) -> AnalysisSettings:
+        """Set a report's `settings` (resolved) and `operating_point` (where threshold and band came from);
+        returns the resolved settings."""
+        decision = self.decision(settings)
+        report.settings = decision.settings.to_dict()
+        report.operating_point = decision.report_entry()
+        return decision.settings
+
+    def operating_point_info(self) -> dict[str, Any]:
+        """What the Models page, `cli.py models` and GET /v1/models show: the threshold and band of a default
+        analysis (default strategy and detectors), where they come from, and the validation rates behind them."""
+        d = self.decision(AnalysisSettings())
+        op = d.operating_point
+        return {"source": d.source, "reason": d.reason, "file": str(self.models_dir / OPERATING_POINT_FILE),
+                "strategy": d.settings.strategy, "threshold": d.settings.threshold, "band": d.settings.band,
+                "max_fpr": op.max_fpr if op else None,
+                "val_fpr": op.val.fpr if op else None, "val_tpr": op.val.tpr if op else None,
+                "val_n_real": op.val.n_real if op else None, "val_n_fake": op.val.n_fake if op else None,
+                "detectors": list(op.detectors) if op else None, "created": op.created if op else None}
 
     # ---- building blocks, shared with the video engine -------------------------------------
     def face_finder(self, settings: AnalysisSettings) -> FaceFinder:
@@ -114,12 +214,15 @@ class Analyzer:
         """Who votes in an analysis with `settings` (ValueError for an unknown detector name)."""
         return VotePlan(names=self.active_detectors(settings), not_voting=self.not_voting(settings),
                         missing=self.missing_for(settings),
-                        note=self.gate_note() if settings.detectors is None else None)
+                        note=self.gate_note() if settings.detectors is None else None,
+                        settings=settings if settings.resolved else self.resolve_settings(settings))
 
-    def begin_report(self, report: Any, settings: AnalysisSettings) -> VotePlan:
-        """Fill the detector fields every report has (image and video): models_used, models_missing,
-        models_not_voting, model_checksums; the note is left to the caller, which owns `message`."""
-        plan = self.vote_plan(settings)
+    def begin_report(self, report: Any, settings: AnalysisSettings | None) -> VotePlan:
+        """Fill the fields every report has (image and video): settings (resolved) and operating_point first (so
+        even a report that fails here records them), then models_used, models_missing, models_not_voting,
+        model_checksums; the note is left to the caller, which owns `message`. Analyse with `plan.settings`.
+        ValueError for an unknown detector name."""
+        plan = self.vote_plan(self.record_decision(report, settings))
         report.models_used = list(plan.names)
         report.models_missing = dict(plan.missing)
         report.models_not_voting = [dict(e) for e in plan.not_voting]
@@ -148,6 +251,8 @@ class Analyzer:
                      settings: AnalysisSettings) -> list[FaceResult]:
         if settings.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {settings.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if not settings.resolved:
+            settings = self.resolve_settings(settings)
         names = list(logits)
         calibrated = {n: self.detectors[n].calibrate(logits[n]) for n in names}
         temps = {n: float(self.detectors[n].manifest.temperature) for n in names}
@@ -182,7 +287,7 @@ class Analyzer:
         note: str | None = None
         try:
             plan = self.begin_report(report, settings)
-            names, note = plan.names, plan.note
+            names, note, settings = plan.names, plan.note, plan.settings
             t = time.perf_counter()
             image = load_image(source, max_pixels=settings.max_pixels)
             timings["decode"] = time.perf_counter() - t

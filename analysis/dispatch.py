@@ -19,14 +19,18 @@ MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSettings | None = None,
                  video_options: Any | None = None, progress: Callable[[float, str], None] | None = None,
                  cancel: threading.Event | None = None, *, name: str | None = None) -> Any:
-    """Returns an ImageReport or a video.report.VideoReport; bad input gives a report with `error`, never raises."""
+    """Returns an ImageReport or a video.report.VideoReport; bad input gives a report with `error`, never raises.
+    Every report records the resolved threshold and band (`settings`) and where they came from (`operating_point`):
+    the analyzer fills a None threshold / band from the models' validated operating point."""
     settings = settings or AnalysisSettings()
     label = name or str(path)
     try:
         _check_readable(Path(path))
         kind = sniff_kind(Path(path))
     except MediaError as exc:
-        return ImageReport(path=label, kind="unknown", error=str(exc), settings=settings.to_dict())
+        report = ImageReport(path=label, kind="unknown", error=str(exc))
+        analyzer.record_decision(report, settings)
+        return report
     if kind == "video":
         from video.engine import analyze_video  # the video engine is heavier; only load it when needed
         report = analyze_video(path, analyzer, settings, video_options, progress=progress, cancel=cancel)
@@ -38,8 +42,10 @@ def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSetting
         if progress:
             progress(1.0, "done")
         return report
-    return ImageReport(path=label, kind="unknown", settings=settings.to_dict(),
-                       error="not an image or a video this tool can read (the content is not a known media format)")
+    report = ImageReport(path=label, kind="unknown",
+                         error="not an image or a video this tool can read (the content is not a known media format)")
+    analyzer.record_decision(report, settings)
+    return report
 
 
 def _check_readable(path: Path) -> None:

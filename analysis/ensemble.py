@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from .report import FAKE, REAL, UNCERTAIN
-from .settings import AnalysisSettings
+from .settings import DEFAULT_BAND, DEFAULT_THRESHOLD, STRATEGY_NAMES, AnalysisSettings
 
 _EPS = 1e-6
 
@@ -77,6 +77,9 @@ STRATEGIES: dict[str, Strategy] = {
     "majority": majority,
     "confidence_weighted": confidence_weighted,
 }
+if tuple(STRATEGIES) != STRATEGY_NAMES:  # AnalysisSettings validates against the names kept in settings.py
+    raise ImportError(f"analysis.settings.STRATEGY_NAMES {STRATEGY_NAMES} differ from the strategies here "
+                      f"{tuple(STRATEGIES)}")
 
 
 def verdict_for(probability: float | None, threshold: float, band: float) -> str | None:
@@ -102,7 +105,9 @@ def agreement(probs: dict[str, float], threshold: float) -> float:
 
 def combine(probs: dict[str, float], logits: dict[str, float], settings: AnalysisSettings,
             weights: dict[str, float] | None = None) -> EnsembleResult:
-    """probs/logits: calibrated, per detector. Raises KeyError for an unknown strategy, ValueError when empty."""
+    """probs/logits: calibrated, per detector. Raises KeyError for an unknown strategy, ValueError when empty.
+
+    A threshold or band left None (not resolved by `Analyzer.resolve_settings`) is the built-in default."""
     if not probs:
         raise ValueError("no detector scores to combine")
     try:
@@ -115,6 +120,8 @@ def combine(probs: dict[str, float], logits: dict[str, float], settings: Analysi
     w = dict(weights or {})
     if settings.weights:
         w.update(settings.weights)
-    p = float(strategy(probs, logits, w, settings.threshold))
-    return EnsembleResult(probability=p, verdict=verdict_for(p, settings.threshold, settings.band),
-                          agreement=agreement(probs, settings.threshold), strategy=settings.strategy)
+    threshold = DEFAULT_THRESHOLD if settings.threshold is None else settings.threshold
+    band = DEFAULT_BAND if settings.band is None else settings.band
+    p = float(strategy(probs, logits, w, threshold))
+    return EnsembleResult(probability=p, verdict=verdict_for(p, threshold, band),
+                          agreement=agreement(probs, threshold), strategy=settings.strategy)

@@ -42,7 +42,8 @@ class ImageReport:
     models_missing: dict[str, str] = field(default_factory=dict)   # name -> why
     models_not_voting: list[dict[str, str]] = field(default_factory=list)   # {"name", "reason"}: left out by the gate
     model_checksums: dict[str, str] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)          # resolved: the threshold and band used
+    operating_point: dict[str, Any] = field(default_factory=dict)   # where they came from (Analyzer.decision)
     timings: dict[str, float] = field(default_factory=dict)        # stage -> seconds
     quality: dict[str, Any] = field(default_factory=dict)
 

@@ -45,8 +45,10 @@ PARAMS: dict[str, tuple[str, str]] = {
     "start": ("number", "video: start time in seconds"),
     "end": ("number", "video: end time in seconds"),
     "strategy": ("string", "ensemble strategy (see analysis.ensemble.STRATEGIES; default weighted)"),
-    "threshold": ("number", "probability at or above which a face is FAKE (0..1, default 0.5)"),
-    "band": ("number", "|p - threshold| below this is UNCERTAIN (0..0.5, default 0.1)"),
+    "threshold": ("number", "probability at or above which a face is FAKE (0..1; default: the models' validated "
+                            "operating point, GET /v1/models `operating_point`, else 0.5)"),
+    "band": ("number", "|p - threshold| below this is UNCERTAIN (0..0.5, below 0.5; default: the models' validated "
+                       "operating point, else 0.1)"),
     "detectors": ("string", "comma-separated detector names (default: the loaded ones that pass the quality "
                             "gate, see GET /v1/models `votes`; a named detector is used even if it does not pass)"),
     "margin": ("number", "face crop margin, fraction of the face box (default 0.3)"),
@@ -100,22 +102,27 @@ def parse_params(values: dict[str, str], config: ApiConfig, analyzer: Any) -> tu
         raise ApiError(422, "invalid_parameter",
                        f"unknown parameter(s): {', '.join(unknown)}; known: {', '.join(PARAMS)}")
     v = {k: s for k, s in values.items() if s is not None and str(s).strip() != ""}
-    settings = AnalysisSettings(max_pixels=config.max_pixels)
+    # threshold / band absent: None, which the analyzer fills from the models' validated operating point
+    fields: dict[str, Any] = {"max_pixels": config.max_pixels}
     if "strategy" in v:
         if v["strategy"] not in STRATEGIES:
             raise ApiError(422, "invalid_parameter",
                            f"unknown strategy {v['strategy']!r}; choose one of {', '.join(sorted(STRATEGIES))}")
-        settings.strategy = v["strategy"]
+        fields["strategy"] = v["strategy"]
     if "threshold" in v:
-        settings.threshold = _number("threshold", v["threshold"], float, 0.0, 1.0)
+        fields["threshold"] = _number("threshold", v["threshold"], float, 0.0, 1.0)
     if "band" in v:
-        settings.band = _number("band", v["band"], float, 0.0, 0.5)
+        fields["band"] = _number("band", v["band"], float, 0.0, 0.5)
     if "margin" in v:
-        settings.margin = _number("margin", v["margin"], float, 0.0, 2.0)
+        fields["margin"] = _number("margin", v["margin"], float, 0.0, 2.0)
     if "min_face" in v:
-        settings.min_face_size = _number("min_face", v["min_face"], int, 1, 10_000)
+        fields["min_face_size"] = _number("min_face", v["min_face"], int, 1, 10_000)
     if "whole_image" in v:
-        settings.whole_image_fallback = _parse_bool("whole_image", v["whole_image"])
+        fields["whole_image_fallback"] = _parse_bool("whole_image", v["whole_image"])
+    try:
+        settings = AnalysisSettings(**fields)   # the same checks as every other entry point
+    except ValueError as exc:
+        raise ApiError(422, "invalid_parameter", str(exc)) from None
     if "detectors" in v:
         names = [d.strip() for d in v["detectors"].split(",") if d.strip()]
         bad = [n for n in names if n not in detector_names()]
@@ -316,9 +323,11 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
     @v1.get("/models", tags=["models"], summary="The detectors: manifests, checksums, load status, "
-                                                         "whether each votes by default (quality gate)")
+                                                         "whether each votes by default (quality gate), and the "
+                                                         "ensemble's operating point (default threshold and band)")
     async def models() -> dict[str, Any]:
-        return {"models": json_safe(state.analyzer.model_info())}
+        return {"models": json_safe(state.analyzer.model_info()),
+                "operating_point": json_safe(state.analyzer.operating_point_info())}
 
     @v1.post("/analyze", tags=["analysis"], openapi_extra=_upload_body_doc(),
              summary="Analyse one image or video and return its report (same JSON as `cli.py analyze --json`)",

@@ -162,8 +162,10 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("analysis")
     g.add_argument("--models-dir", default=None)
     g.add_argument("--strategy", default="weighted")
-    g.add_argument("--threshold", type=float, default=0.5)
-    g.add_argument("--band", type=float, default=0.1)
+    g.add_argument("--threshold", type=float, default=None,
+                   help="default: the models' validated operating point, see converted_models/ENSEMBLE.md")
+    g.add_argument("--band", type=float, default=None,
+                   help="default: the models' validated operating point, see converted_models/ENSEMBLE.md")
     g.add_argument("--detectors", default=None)
     g.add_argument("--margin", type=float, default=0.3)
     g.add_argument("--min-face", type=int, default=40)
@@ -178,19 +180,16 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> ScanOptions:
-    """ScanOptions from the analysis options; validated here so a typo fails before any worker starts."""
-    from analysis.ensemble import STRATEGIES
+    """ScanOptions from the analysis options; validated here so a typo fails before any worker starts.
+    A threshold / band left out stays None: each worker's analyzer fills it from the models' operating point."""
     from analysis.settings import AnalysisSettings
     from video.sampling import VideoOptions
 
     detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
+    # AnalysisSettings validates strategy, threshold, band, margin and face size (ValueError, one line)
     settings = AnalysisSettings(strategy=args.strategy, threshold=args.threshold, band=args.band,
                                 detectors=detectors, margin=args.margin, min_face_size=args.min_face,
                                 whole_image_fallback=args.whole_image, max_pixels=args.max_pixels)
-    if settings.strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {settings.strategy!r}; choose one of {', '.join(sorted(STRATEGIES))}")
-    if not 0.0 <= settings.threshold <= 1.0:
-        raise ValueError(f"threshold must be between 0 and 1, got {settings.threshold}")
     video = {"frames": args.frames, "every": args.every, "rate": args.rate, "start": args.start, "end": args.end}
     VideoOptions(**video).validate()
     models_dir = args.models_dir

@@ -62,3 +62,36 @@ def face_photo(tmp_path_factory, astronaut_rgb) -> Path:
     path = tmp_path_factory.mktemp("photos") / "astronaut.jpg"
     Image.fromarray(astronaut_rgb).save(path, quality=92)
     return path
+
+
+# ------------------------------------------------------------------------------------------ operating points
+OP_THRESHOLD, OP_BAND = 0.72, 0.05   # the test operating point: above the built-in 0.5 ± 0.1
+
+
+def linked_models(source: Path, dest: Path) -> Path:
+    """A models folder whose detector folders are links to `source`'s: cheap, and free for an ensemble.json."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for sub in source.iterdir():
+        if sub.name != "ensemble.json":
+            (dest / sub.name).symlink_to(sub, target_is_directory=sub.is_dir())
+    return dest
+
+
+def write_operating_point(models_dir: Path, **changes) -> Path:
+    """`<models_dir>/ensemble.json` for the tiny detectors (all five, weighted) unless `changes` say otherwise."""
+    from analysis.operating_point import OperatingPoint, ValidationRates
+    from detectors.registry import detector_names
+
+    fields = {"strategy": "weighted", "threshold": OP_THRESHOLD, "band": OP_BAND, "max_fpr": 0.05,
+              "val": ValidationRates(fpr=0.04, tpr=0.61, uncertain_real=0.2, uncertain_fake=0.15, n_real=800,
+                                     n_fake=700),
+              "detectors": list(detector_names()), "created": "2025-01-01T12:00:00", **changes}
+    return OperatingPoint(**fields).write(models_dir)
+
+
+@pytest.fixture
+def op_models_dir(tiny_models_dir, tmp_path) -> Path:
+    """The tiny detectors with a valid operating point (threshold OP_THRESHOLD, band OP_BAND) for all five."""
+    folder = linked_models(tiny_models_dir, tmp_path / "op_models")
+    write_operating_point(folder)
+    return folder

@@ -108,3 +108,119 @@ def test_no_models_at_all(tmp_path, face_photo):
     assert "train" in report.error
     info = a.model_info()
     assert len(info) == 5 and not any(m["loaded"] for m in info)
+
+
+# ------------------------------------------------------------------------- the validated operating point
+import logging
+import math
+
+from conftest import OP_BAND, OP_THRESHOLD, linked_models, write_operating_point
+
+from analysis.dispatch import analyze_path
+from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
+
+P_BETWEEN = 0.65   # FAKE under the built-in 0.5 ± 0.1 (0.65 >= 0.6); REAL under the test operating point 0.72 ± 0.05
+
+
+def scoring(a: Analyzer, p: float) -> Analyzer:
+    """Every detector gives every face the calibrated probability p (the tiny manifests' temperature is 1.5)."""
+    z = 1.5 * math.log(p / (1 - p))
+    a.score_crops = lambda crops, names: {n: np.full(len(crops), z, np.float32) for n in names}
+    return a
+
+
+def test_the_default_verdict_uses_the_operating_point(op_models_dir, tiny_models_dir, face_photo):
+    with_op = scoring(Analyzer(op_models_dir), P_BETWEEN)
+    report = with_op.analyze_image(face_photo)
+    assert report.error is None and report.probability == pytest.approx(P_BETWEEN, abs=1e-4)
+    assert (report.settings["threshold"], report.settings["band"]) == (OP_THRESHOLD, OP_BAND)
+    assert report.verdict == "REAL" and report.faces[0].verdict == "REAL"
+    assert report.operating_point == {"source": "validation", "reason": None, "max_fpr": 0.05, "val_fpr": 0.04,
+                                      "val_tpr": 0.61, "explicit": []}
+    json.dumps(report.to_dict())
+    # the same scores without an ensemble.json: the built-in defaults call it FAKE
+    plain = scoring(Analyzer(tiny_models_dir), P_BETWEEN).analyze_image(face_photo)
+    assert plain.verdict == "FAKE"
+    assert (plain.settings["threshold"], plain.settings["band"]) == (DEFAULT_THRESHOLD, DEFAULT_BAND)
+    assert plain.operating_point["source"] == "default"
+    assert plain.operating_point["reason"] == "no ensemble.json in the models folder"
+
+
+def test_explicit_values_win_over_the_operating_point(op_models_dir, face_photo):
+    a = scoring(Analyzer(op_models_dir), P_BETWEEN)
+    report = a.analyze_image(face_photo, AnalysisSettings(threshold=0.5))
+    assert (report.settings["threshold"], report.settings["band"]) == (0.5, OP_BAND)   # the band still from it
+    assert report.verdict == "FAKE"
+    assert report.operating_point["source"] == "validation" and report.operating_point["explicit"] == ["threshold"]
+    both = a.analyze_image(face_photo, AnalysisSettings(threshold=0.5, band=0.1))
+    assert (both.settings["threshold"], both.settings["band"]) == (0.5, 0.1) and both.verdict == "FAKE"
+    assert both.operating_point["source"] == "explicit" and both.operating_point["explicit"] == ["threshold", "band"]
+    assert both.operating_point["val_fpr"] is None
+
+
+def test_resolve_settings_returns_a_filled_copy(op_models_dir):
+    a = Analyzer(op_models_dir)
+    given = AnalysisSettings(detectors=None)
+    resolved = a.resolve_settings(given)
+    assert (resolved.threshold, resolved.band) == (OP_THRESHOLD, OP_BAND) and resolved is not given
+    assert given.threshold is None and given.band is None
+    assert a.resolve_settings(AnalysisSettings(threshold=0.3, band=0.2)).threshold == 0.3
+    info = a.operating_point_info()
+    assert info["source"] == "validation" and (info["threshold"], info["band"]) == (OP_THRESHOLD, OP_BAND)
+    assert (info["val_fpr"], info["val_tpr"], info["val_n_real"], info["max_fpr"]) == (0.04, 0.61, 800, 0.05)
+
+
+@pytest.mark.parametrize("settings,fragment", [
+    (AnalysisSettings(detectors=["swin", "xception"]), "chosen for other detectors"),
+    (AnalysisSettings(strategy="mean_logit"), "chosen for the weighted strategy, not mean_logit"),
+])
+def test_a_mismatching_operating_point_falls_back_to_the_defaults(op_models_dir, face_photo, settings, fragment):
+    a = scoring(Analyzer(op_models_dir), P_BETWEEN)
+    report = a.analyze_image(face_photo, settings)
+    assert report.error is None
+    assert (report.settings["threshold"], report.settings["band"]) == (DEFAULT_THRESHOLD, DEFAULT_BAND)
+    assert report.operating_point["source"] == "default" and fragment in report.operating_point["reason"]
+    assert report.verdict == "FAKE"
+
+
+def test_an_operating_point_for_the_chosen_detectors_applies(tiny_models_dir, tmp_path, face_photo):
+    folder = linked_models(tiny_models_dir, tmp_path / "models")
+    write_operating_point(folder, detectors=["xception", "swin"], strategy="mean_logit", threshold=0.4)
+    a = Analyzer(folder)
+    assert a.operating_point_info()["source"] == "default"   # the default ensemble is all five, weighted
+    s = a.resolve_settings(AnalysisSettings(detectors=["swin", "xception"], strategy="mean_logit"))
+    assert (s.threshold, s.band) == (0.4, OP_BAND)
+
+
+def test_a_corrupt_operating_point_warns_and_uses_the_defaults(tiny_models_dir, tmp_path, face_photo, caplog):
+    folder = linked_models(tiny_models_dir, tmp_path / "models")
+    (folder / "ensemble.json").write_text('{"strategy": "weighted", "threshold": ')
+    with caplog.at_level(logging.WARNING, logger="analysis.analyzer"):
+        a = scoring(Analyzer(folder), P_BETWEEN)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "not valid JSON" in warnings[0] and "\n" not in warnings[0]
+    assert a.operating_point is None and len(a.detectors) == 5
+    report = a.analyze_image(face_photo)
+    assert report.error is None and report.verdict == "FAKE"
+    assert (report.settings["threshold"], report.settings["band"]) == (DEFAULT_THRESHOLD, DEFAULT_BAND)
+    assert report.operating_point["source"] == "default"
+    assert report.operating_point["reason"].startswith("ensemble.json ignored:")
+    assert "not valid JSON" in report.operating_point["reason"]
+
+
+def test_failed_inputs_and_videos_record_the_resolved_settings(op_models_dir, tmp_path):
+    from video.engine import analyze_video
+    from video.sampling import VideoOptions
+    from video_fixtures import two_faces_frames, write_clip
+
+    a = scoring(Analyzer(op_models_dir), P_BETWEEN)
+    missing = analyze_path(tmp_path / "missing.jpg", a)
+    assert missing.error and missing.settings["threshold"] == OP_THRESHOLD
+    assert missing.operating_point["source"] == "validation"
+    frames, _ = two_faces_frames(4, width=320, height=240, face_side=90, people=1)
+    clip = write_clip(tmp_path / "one.mp4", frames, fps=4)
+    video = analyze_video(clip, a, options=VideoOptions(frames=2, keep_thumbnails=False))
+    assert video.error is None and video.frames
+    assert (video.settings["threshold"], video.settings["band"]) == (OP_THRESHOLD, OP_BAND)
+    assert video.operating_point["source"] == "validation" and video.to_dict()["operating_point"]["val_tpr"] == 0.61
+    assert video.probability == pytest.approx(P_BETWEEN, abs=1e-3) and video.verdict == "REAL"

@@ -127,6 +127,9 @@ def test_healthz_readyz_models(client, analyzer):
     assert {m["name"] for m in models} == set(analyzer.detectors)
     assert all(m["manifest"]["temperature"] == 1.5 and len(m["checksum"]) == 64 for m in models)
     assert all(m["votes"] is True and m["gate_reason"] is None and m["gate_floor"] == 0.75 for m in models)
+    op = client.get("/v1/models").json()["operating_point"]
+    assert op["source"] == "default" and (op["threshold"], op["band"]) == (0.5, 0.1)
+    assert op["reason"] == "no ensemble.json in the models folder"
 
 
 def test_not_ready_without_models(tmp_path, jpeg):
@@ -187,6 +190,7 @@ def test_parameters_reach_the_analysis(client, jpeg):
     ({"strategy": "nope"}, "unknown strategy"),
     ({"threshold": "1.5"}, "threshold must be between 0 and 1"),
     ({"threshold": "abc"}, "threshold must be a number"),
+    ({"band": "0.5"}, "band must be at least 0 and below 0.5"),
     ({"frames": "0"}, "frames must be between 1 and"),
     ({"frames": "100000"}, "frames must be between 1 and"),
     ({"detectors": "xception,bogus"}, "unknown detector"),
@@ -460,3 +464,25 @@ def test_upload_cut_off_by_the_client_leaves_no_file(analyzer, tmp_path, jpeg):
         assert list(upload_dir(app).iterdir()) == []           # ... and gone once the client hung up
         with httpx.Client(base_url=server.url, timeout=60) as http:
             assert http.post("/v1/analyze", files={"file": ("a.jpg", jpeg)}).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ operating point
+def test_threshold_and_band_default_to_the_operating_point(op_models_dir, tmp_path, jpeg):
+    from analysis.analyzer import Analyzer
+    from conftest import OP_BAND, OP_THRESHOLD
+
+    app = create_app(ApiConfig(models_dir="unused", temp_dir=str(tmp_path / "uploads")),
+                     analyzer=Analyzer(op_models_dir))
+    with TestClient(app) as c:
+        op = c.get("/v1/models").json()["operating_point"]
+        assert op["source"] == "validation" and (op["threshold"], op["band"]) == (OP_THRESHOLD, OP_BAND)
+        assert (op["max_fpr"], op["val_fpr"], op["val_tpr"]) == (0.05, 0.04, 0.61)
+        r = c.post("/v1/analyze", files={"file": ("a.jpg", jpeg)}).json()
+        assert (r["settings"]["threshold"], r["settings"]["band"]) == (OP_THRESHOLD, OP_BAND)
+        assert r["operating_point"]["source"] == "validation" and r["operating_point"]["explicit"] == []
+        r = c.post("/v1/analyze", files={"file": ("a.jpg", jpeg)}, data={"threshold": "0.4", "band": "0.02"}).json()
+        assert (r["settings"]["threshold"], r["settings"]["band"]) == (0.4, 0.02)
+        assert r["operating_point"]["source"] == "explicit"
+        r = c.post("/v1/analyze", files={"file": ("a.jpg", jpeg)}, data={"strategy": "majority"}).json()
+        assert r["settings"]["threshold"] == 0.5
+        assert "chosen for the weighted strategy" in r["operating_point"]["reason"]

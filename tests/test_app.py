@@ -109,6 +109,7 @@ def test_models_page_shows_every_manifest(models_env):
     assert set(table["Votes by default"]) == {"✓ yes"}      # the tiny detectors pass the quality gate
     assert len(at.expander) == 5 + 1        # one per detector, plus the sidebar's face-detection settings
     assert "5 of 5 detectors loaded" in texts(at)
+    assert "Default decision threshold 0.500 ± band 0.100**: built-in defaults — no ensemble.json" in texts(at)
 
 
 def test_without_weights_the_app_says_what_is_missing_and_still_runs(tmp_path, monkeypatch, face_photo):
@@ -365,3 +366,36 @@ def test_models_page_with_a_trained_style_manifest(tmp_path, monkeypatch):
     assert "run abc123" in body
     metric_rows = [df.value for df in at.dataframe if list(df.value.columns) == ["metric", "value"]]
     assert metric_rows and dict(zip(metric_rows[0]["metric"], metric_rows[0]["value"]))["test_eer"] == "n/a"
+
+
+def test_sliders_start_at_the_validated_operating_point(op_models_dir, monkeypatch, face_photo):
+    from conftest import OP_BAND, OP_THRESHOLD
+
+    monkeypatch.setenv("DEEPFAKE_MODELS_DIR", str(op_models_dir))
+    at = app(IMAGE, image_paths=[str(face_photo)])
+    ok(at)
+
+    def report():
+        return at.session_state["image_views"][at.session_state["image_current"][0]].report
+
+    threshold = at.sidebar.slider(key="sb_threshold")
+    assert threshold.value == OP_THRESHOLD and at.sidebar.slider(key="sb_band").value == OP_BAND
+    assert "validated operating point" in threshold.help and "at most 5%" in threshold.help
+    assert "the models' validated operating point" in texts(at)
+    assert (report().settings["threshold"], report().settings["band"]) == (OP_THRESHOLD, OP_BAND)
+    assert report().operating_point["source"] == "validation"
+    # another strategy: the operating point no longer applies, the untouched sliders follow
+    at.sidebar.selectbox(key="sb_strategy").set_value("majority").run()
+    ok(at)
+    assert at.sidebar.slider(key="sb_threshold").value == 0.5 and report().settings["threshold"] == 0.5
+    assert report().operating_point["source"] == "default"
+    at.sidebar.selectbox(key="sb_strategy").set_value("weighted").run()
+    at.sidebar.slider(key="sb_threshold").set_value(0.4).run()    # a moved slider wins
+    ok(at)
+    assert (report().settings["threshold"], report().settings["band"]) == (0.4, OP_BAND)
+    assert report().operating_point["explicit"] == ["threshold"]
+
+    models = app(MODELS)
+    ok(models)
+    assert "Default decision threshold 0.720 ± band 0.050**: the validated operating point" in texts(models)
+    assert "false-positive rate 4.0% (800 reals), true-positive rate 61.0% (700 fakes)" in texts(models)

@@ -69,7 +69,9 @@ def test_human_output_names_every_detector(tiny_models_dir, face_photo):
 def test_models_json_lists_five(tiny_models_dir):
     r = run_cli("models", "--json", models_dir=tiny_models_dir)
     assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
+    out = json.loads(r.stdout)
+    info = out["models"]
+    assert out["operating_point"]["source"] == "default" and out["operating_point"]["threshold"] == 0.5
     assert [m["name"] for m in info] == ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
     assert all(m["loaded"] and m["checksum_verified"] and m["input_size"] == 64 for m in info)
     # the tiny detectors all pass the quality gate (tests/conftest.py), so all five vote by default
@@ -86,3 +88,43 @@ def test_without_weights_the_cli_says_how_to_make_them(tmp_path, face_photo):
 def test_bad_option_is_a_usage_error(face_photo):
     r = run_cli("analyze", face_photo, "--strategy", "nope")
     assert r.returncode == 2
+
+
+@pytest.mark.parametrize("args,fragment", [(["--threshold", "1.5"], "threshold must be between 0 and 1, got 1.5"),
+                                           (["--band", "0.5"], "band must be at least 0 and below 0.5"),
+                                           (["--min-face", "0"], "min_face_size must be at least 1")])
+def test_bad_threshold_or_band_is_a_one_line_usage_error(face_photo, args, fragment):
+    r = run_cli("analyze", face_photo, *args)
+    assert r.returncode == 2
+    assert r.stderr.startswith("error: ") and fragment in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
+
+
+def test_default_threshold_is_the_operating_point_and_explicit_wins(op_models_dir, face_photo, capsys):
+    import cli
+    from conftest import OP_BAND, OP_THRESHOLD
+
+    assert cli.main(["analyze", str(face_photo), "--json", "--models-dir", str(op_models_dir)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["settings"]["threshold"], report["settings"]["band"]) == (OP_THRESHOLD, OP_BAND)
+    assert report["operating_point"]["source"] == "validation"
+    assert cli.main(["analyze", str(face_photo), "--json", "--models-dir", str(op_models_dir),
+                     "--threshold", "0.3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["settings"]["threshold"], report["settings"]["band"]) == (0.3, OP_BAND)
+    assert report["operating_point"]["explicit"] == ["threshold"]
+
+
+def test_models_shows_the_operating_point(op_models_dir, tiny_models_dir, capsys):
+    import cli
+
+    assert cli.main(["models", "--models-dir", str(op_models_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "operating point: threshold 0.720 ± band 0.050: validated for the weighted ensemble" in text
+    assert "4.0% of 800 validation reals called FAKE (target at most 5%), 61.0% of 700 fakes caught" in text
+    assert cli.main(["models", "--json", "--models-dir", str(op_models_dir)]) == 0
+    op = json.loads(capsys.readouterr().out)["operating_point"]
+    assert op["source"] == "validation" and (op["val_fpr"], op["val_tpr"], op["max_fpr"]) == (0.04, 0.61, 0.05)
+    assert cli.main(["models", "--models-dir", str(tiny_models_dir)]) == 0
+    assert ("operating point: threshold 0.500 ± band 0.100: built-in defaults (no ensemble.json in the models "
+            "folder)") in capsys.readouterr().out

@@ -78,8 +78,12 @@ def test_agreement():
 
 
 def test_unknown_strategy_and_empty_input():
+    with pytest.raises(ValueError, match="unknown strategy"):
+        AnalysisSettings(strategy="nope")   # the settings refuse it ...
+    settings = AnalysisSettings()
+    settings.strategy = "nope"              # ... and so does combine, for settings changed after construction
     with pytest.raises(KeyError, match="unknown strategy"):
-        combine(PROBS, LOGITS, AnalysisSettings(strategy="nope"))
+        combine(PROBS, LOGITS, settings)
     with pytest.raises(ValueError):
         combine({}, {}, AnalysisSettings())
 
@@ -87,3 +91,10 @@ def test_unknown_strategy_and_empty_input():
 def test_missing_logits_are_derived_from_probabilities():
     r = combine(PROBS, {}, AnalysisSettings(strategy="mean_logit"))
     assert r.probability == pytest.approx(combine(PROBS, LOGITS, AnalysisSettings(strategy="mean_logit")).probability)
+
+
+def test_unresolved_settings_use_the_built_in_threshold_and_band():
+    r = combine({"a": 0.65}, {}, AnalysisSettings(strategy="mean_probability"))
+    assert r.verdict == verdict_for(0.65, 0.5, 0.1) == "FAKE"
+    r = combine({"a": 0.65}, {}, AnalysisSettings(strategy="mean_probability", threshold=0.72, band=0.05))
+    assert r.verdict == "REAL"

@@ -195,7 +195,7 @@ def test_cli_models_json_and_text_carry_votes(gated_dir, capsys):
     import cli
 
     assert cli.main(["models", "--json", "--models-dir", str(gated_dir)]) == 0
-    info = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    info = {m["name"]: m for m in json.loads(capsys.readouterr().out)["models"]}
     assert info["swin"]["votes"] is False and info["swin"]["gate_reason"] == SWIN_REASON
     assert info["xception"]["votes"] is True and info["xception"]["gate_floor"] == 0.75
     assert cli.main(["models", "--models-dir", str(gated_dir)]) == 0

@@ -163,3 +163,44 @@ def test_the_loader_imports_no_ui_and_no_training_code():
             "'video', 'torch')]; print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------- AnalysisSettings: None = the operating point
+from analysis.ensemble import STRATEGIES
+from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD, STRATEGY_NAMES, AnalysisSettings
+
+
+def test_settings_leave_threshold_and_band_to_the_operating_point():
+    s = AnalysisSettings()
+    assert s.threshold is None and s.band is None and not s.resolved
+    assert (DEFAULT_THRESHOLD, DEFAULT_BAND) == (0.5, 0.1)
+    assert tuple(STRATEGIES) == STRATEGY_NAMES
+    op = OperatingPoint(**{**_good(), "val": ValidationRates(**_good()["val"])})
+    assert AnalysisSettings(**op.settings()).resolved
+    assert AnalysisSettings(threshold=0, band=0).resolved and AnalysisSettings(threshold=1.0, band=0.49).resolved
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"threshold": 1.5}, "threshold must be between 0 and 1, got 1.5"),
+    ({"threshold": -0.1}, "threshold must be between 0 and 1"),
+    ({"threshold": float("nan")}, "threshold must be between 0 and 1"),
+    ({"threshold": True}, "threshold must be between 0 and 1"),
+    ({"band": 0.5}, "band must be at least 0 and below 0.5, got 0.5"),
+    ({"band": -0.01}, "band must be at least 0 and below 0.5"),
+    ({"strategy": "nope"}, "unknown strategy 'nope'"),
+    ({"margin": -0.1}, "margin must be at least 0"),
+    ({"min_face_size": 0}, "min_face_size must be at least 1"),
+    ({"max_faces": 0}, "max_faces must be at least 1"),
+])
+def test_settings_reject_bad_values_with_one_line(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment) as info:
+        AnalysisSettings(**kwargs)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=fragment):
+        AnalysisSettings.from_dict(kwargs)
+
+
+def test_settings_import_no_cycle():
+    for first in ("analysis.settings", "analysis.ensemble", "analysis.operating_point", "analysis.analyzer"):
+        result = subprocess.run([sys.executable, "-c", f"import {first}"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr

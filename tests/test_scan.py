@@ -238,3 +238,19 @@ def test_local_processes_and_ray_give_the_same_reports(media_with_video, tiny_mo
         assert_same(comparable(from_parquet[path]), local[path], path)
     summary = run_scan(media_with_video, pq_out, engine="ray", progress=False)
     assert summary.analysed == 0 and summary.skipped == 5
+
+
+def test_threshold_and_band_default_to_the_operating_point(tmp_path, capsys):
+    import argparse
+
+    from scan.cli import add_subcommand, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_subcommand(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["scan", str(tmp_path), "--out", str(tmp_path / "o.jsonl")])
+    settings = options_from_args(args).settings
+    assert settings["threshold"] is None and settings["band"] is None   # each worker's analyzer fills them in
+    args = parser.parse_args(["scan", str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--threshold", "0.7"])
+    assert options_from_args(args).settings["threshold"] == 0.7
+    assert scan_main([str(tmp_path), "--out", str(tmp_path / "o.jsonl"), "--no-progress", "--threshold", "1.5"]) == 2
+    assert "threshold must be between 0 and 1, got 1.5" in capsys.readouterr().err

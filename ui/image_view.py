@@ -8,6 +8,7 @@ from typing import Sequence
 import pandas as pd
 import streamlit as st
 
+from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
 from visualization.charts import model_probability_chart
 
 from .components import (HEADLINES, caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel,
@@ -26,8 +27,11 @@ def short_id(text: str) -> str:
 
 
 def _decision(report) -> tuple[float, float]:
+    """The report's threshold and band (resolved by the analyzer; the built-in defaults for a report without)."""
     s = report.settings or {}
-    return float(s.get("threshold", 0.5)), float(s.get("band", 0.1))
+    threshold, band = s.get("threshold"), s.get("band")
+    return (float(DEFAULT_THRESHOLD if threshold is None else threshold),
+            float(DEFAULT_BAND if band is None else band))
 
 
 def render_summary(views: Sequence[ImageView]) -> None:

@@ -80,6 +80,20 @@ def _split_metrics(metrics: dict) -> tuple[pd.DataFrame, dict[str, dict]]:
     return df, nested
 
 
+def operating_point_markdown(op: dict[str, Any]) -> str:
+    """The Models page's paragraph on the default threshold and band (Analyzer.operating_point_info)."""
+    head = f"**Default decision threshold {op['threshold']:.3f} ± band {op['band']:.3f}**"
+    if op.get("source") != "validation":
+        return (f"{head}: built-in defaults — {op.get('reason')}. Write one with "
+                "`python -m train.evaluate ... --operating-point-split val --out-operating-point "
+                f"{op.get('file')}`.")
+    return (f"{head}: the validated operating point of the {op['strategy']} ensemble of "
+            f"{', '.join(op.get('detectors') or [])}, chosen so that at most {op['max_fpr']:.0%} of real faces are "
+            f"false alarms. On validation: false-positive rate {op['val_fpr']:.1%} ({op['val_n_real']} reals), "
+            f"true-positive rate {op['val_tpr']:.1%} ({op['val_n_fake']} fakes). From `{op['file']}`"
+            f"{', ' + op['created'] if op.get('created') else ''}; the sidebar's sliders override it.")
+
+
 def render_models_page(analyzer: Analyzer) -> None:
     info = analyzer.model_info()
     loaded = sum(1 for e in info if e["loaded"])
@@ -91,6 +105,7 @@ def render_models_page(analyzer: Analyzer) -> None:
                    "would only dilute the ensemble. Detectors that do not vote can still be selected in the sidebar.")
     if analyzer.gate_note():
         st.warning(f"{analyzer.gate_note()[0].upper()}{analyzer.gate_note()[1:]}.", icon=":material/how_to_vote:")
+    st.markdown(operating_point_markdown(analyzer.operating_point_info()))
     st.dataframe(_summary_rows(info), hide_index=True, column_config={
         "Votes by default": st.column_config.TextColumn(help="Whether the detector takes part in the default "
                                                              "ensemble (quality gate), and why not", width="large"),

@@ -5,9 +5,9 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from analysis.analyzer import Analyzer
+from analysis.analyzer import VALIDATION, Analyzer, Decision
 from analysis.ensemble import STRATEGIES
-from analysis.settings import AnalysisSettings
+from analysis.settings import DEFAULT_STRATEGY, AnalysisSettings
 
 STRATEGY_LABELS = {
     "weighted": "Weighted by each detector's test accuracy (recommended)",
@@ -16,8 +16,8 @@ STRATEGY_LABELS = {
     "majority": "Majority vote",
     "confidence_weighted": "Average weighted by each detector's confidence",
 }
-DEFAULTS: dict[str, Any] = {"threshold": 0.5, "band": 0.1, "strategy": "weighted", "min_face_size": 40,
-                            "whole_image_fallback": False}
+# threshold and band start at the models' operating point for the chosen strategy and detectors (_decision)
+DEFAULTS: dict[str, Any] = {"strategy": DEFAULT_STRATEGY, "min_face_size": 40, "whole_image_fallback": False}
 _KEEP = "keep::"  # widget state is dropped when a page without the widget runs: keep a copy under this prefix
 
 
@@ -36,17 +36,48 @@ def _reset(keys: list[str]) -> None:
         st.session_state.pop(_KEEP + key, None)
 
 
+def _decision(analyzer: Analyzer) -> Decision:
+    """Where threshold and band start: the analyzer's choice for the strategy and detectors kept in the session
+    (the widgets below them are drawn later, but their kept values are already known)."""
+    strategy = st.session_state.get(_KEEP + "sb_strategy", DEFAULTS["strategy"])
+    kept = st.session_state.get(_KEEP + "sb_detectors")
+    detectors = None
+    if kept is not None and analyzer.detectors:
+        detectors = analyzer.detectors_setting([n for n in kept if n in analyzer.detectors])
+    return analyzer.decision(AnalysisSettings(strategy=strategy, detectors=detectors))
+
+
+def decision_help(decision: Decision) -> str:
+    """The threshold slider's help: where its starting value comes from."""
+    op = decision.operating_point
+    if decision.source == VALIDATION and op is not None:
+        return (f"A face whose ensemble probability of being fake is at or above this is called FAKE. It starts at "
+                f"the validated operating point of these models ({op.threshold:.2f} ± {op.band:.2f}): chosen on "
+                f"validation faces so that at most {op.max_fpr:.0%} of real faces are false alarms (FAKE); there "
+                f"{op.val.fpr:.1%} of the reals were called FAKE and {op.val.tpr:.1%} of the fakes were caught.")
+    return ("A face whose ensemble probability of being fake is at or above this is called FAKE. It starts at the "
+            f"built-in default: no validated operating point (at most 5% false alarms) applies, as "
+            f"{decision.reason}.")
+
+
 def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
-    """Draws the sidebar and returns the settings every analysis of this page uses."""
+    """Draws the sidebar and returns the settings every analysis of this page uses. Untouched threshold and band
+    stay None, so the analysis uses (and its report records) the models' operating point."""
     sb = st.sidebar
     with sb:
         st.markdown("### Decision settings")
-        threshold = _kept(st.slider, "Decision threshold", "sb_threshold", DEFAULTS["threshold"],
-                          min_value=0.05, max_value=0.95, step=0.01,
-                          help="A face whose ensemble probability of being fake is at or above this is called FAKE.")
-        band = _kept(st.slider, "Uncertainty band (±)", "sb_band", DEFAULTS["band"], min_value=0.0, max_value=0.3,
-                     step=0.01, help="Scores closer than this to the threshold are called UNCERTAIN instead of "
-                                     "FAKE or REAL.")
+        start = _decision(analyzer)
+        t0, b0 = float(start.settings.threshold), float(start.settings.band)
+        threshold = _kept(st.slider, "Decision threshold", "sb_threshold", t0, min_value=min(0.05, t0),
+                          max_value=max(0.95, t0), step=0.01, help=decision_help(start))
+        band = _kept(st.slider, "Uncertainty band (±)", "sb_band", b0, min_value=0.0, max_value=max(0.3, b0),
+                     step=0.01, help="Scores closer than this to the threshold are called UNCERTAIN instead of FAKE "
+                                     "or REAL. It starts at the same operating point as the threshold.")
+        st.caption(f"Starting point {t0:.2f} ± {b0:.2f}: "
+                   + ("the models' validated operating point (at most "
+                      f"{start.operating_point.max_fpr:.0%} false alarms on validation reals)"
+                      if start.source == VALIDATION and start.operating_point is not None
+                      else "built-in defaults (no validated operating point for this strategy and these detectors)"))
         strategies = [s for s in STRATEGY_LABELS if s in STRATEGIES]
         strategies += [s for s in STRATEGIES if s not in STRATEGY_LABELS]
         strategy = _kept(st.selectbox, "How detectors are combined", "sb_strategy", DEFAULTS["strategy"],
@@ -77,7 +108,9 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
         st.button("Reset settings", on_click=_reset, key="sb_reset",
                   args=(["sb_threshold", "sb_band", "sb_strategy", "sb_detectors", "sb_min_face", "sb_fallback"],))
         st.caption(f"{len(loaded)} of {len(loaded) + len(analyzer.load_errors)} detectors loaded")
-    return AnalysisSettings(strategy=strategy, threshold=float(threshold), band=float(band),
+    moved = {key: _KEEP + key in st.session_state for key in ("sb_threshold", "sb_band")}
+    return AnalysisSettings(strategy=strategy, threshold=float(threshold) if moved["sb_threshold"] else None,
+                            band=float(band) if moved["sb_band"] else None,
                             detectors=analyzer.detectors_setting(chosen) if loaded else None,
                             min_face_size=int(min_face),
                             whole_image_fallback=bool(fallback))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
 from visualization.charts import model_probability_chart, video_timeline_chart
 from visualization.overlays import draw_faces, scale_faces
 
@@ -23,8 +24,11 @@ def person_label(track: int | None) -> str:
 
 
 def _decision(report) -> tuple[float, float]:
+    """The report's threshold and band (resolved by the analyzer; the built-in defaults for a report without)."""
     s = report.settings or {}
-    return float(s.get("threshold", 0.5)), float(s.get("band", 0.1))
+    threshold, band = s.get("threshold"), s.get("band")
+    return (float(DEFAULT_THRESHOLD if threshold is None else threshold),
+            float(DEFAULT_BAND if band is None else band))
 
 
 def _best_crop(report, track_id: int):

@@ -138,10 +138,11 @@ def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | 
 def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSettings, options: VideoOptions,
          report_progress: _Monotonic, cancel: threading.Event | None, timer: _Timer) -> None:
     try:
+        # resolves the threshold and band (the models' operating point) and records them in the report
         vote = analyzer.begin_report(report, settings)
     except ValueError as exc:
         raise MediaError(str(exc)) from None  # an unknown detector name from the user: a one-line error
-    names = vote.names
+    names, settings = vote.names, vote.settings
     report.message = vote.note   # kept if the media fails below; the notes at the end add to it
 
     t = time.perf_counter()
