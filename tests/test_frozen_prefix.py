@@ -83,6 +83,9 @@ def test_short_run_converts_and_keeps_the_imagenet_prefix(tmp_path):
     start = build_model("xception", pretrained=True, input_size=64).state_dict()
     assert torch.equal(ckpt["model"]["block5.rep.1.pointwise.weight"], start["block5.rep.1.pointwise.weight"])
     assert not torch.equal(ckpt["model"]["conv4.pointwise.weight"], start["conv4.pointwise.weight"])
+    # the frozen BatchNorm statistics too: caching ran the prefix in eval mode
+    assert torch.equal(ckpt["model"]["block5.rep.2.running_mean"], start["block5.rep.2.running_mean"])
+    assert torch.equal(ckpt["model"]["bn1.running_var"], start["bn1.running_var"])
     assert len(ckpt["training"]["history"]) == 2
     probe = json.loads((tmp_path / "run" / "probe.json").read_text())
     assert 0.0 <= probe["test_auc"] <= 1.0

@@ -211,6 +211,7 @@ def build_cache(split: PrefixSplit, samples: Sequence[Sample], rows: Sequence[tu
     When the split's suffix needs the pixels too, the resized uint8 crops go to `folder/name_pixels.npy`
     (normalised at training time exactly as detectors.preprocess does)."""
     folder.mkdir(parents=True, exist_ok=True)
+    split.model.eval()   # the frozen layers run with their ImageNet BatchNorm statistics, never batch statistics
     path, done_path = folder / f"{name}.npy", folder / f"{name}.done"
     with torch.inference_mode():
         shape = tuple(split.forward_prefix(torch.zeros(1, 3, size, size)).shape[1:])
@@ -462,6 +463,7 @@ def run(args: argparse.Namespace) -> Path:
         raise SystemExit("the crop index has no splits: make it with train/prepare.py")
     parts = by_split(samples)
     model = build_model(args.name, pretrained=True, input_size=args.size).to(memory_format=torch.channels_last)
+    model.eval()
     split = split_model(model, args.cut)
     ident = json.dumps({"name": args.name, "size": args.size, "cut": args.cut, "data": sorted(map(str, args.data)),
                         "augment": args.augment_fraction, "sbi": args.sbi, "seed": args.seed,
