@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
+import math
+
 import pytest
 from sklearn import metrics as skm
 
@@ -125,3 +127,19 @@ def test_calibration_summary_before_and_after_temperature():
     assert s.ece_before == pytest.approx(m.expected_calibration_error(y, apply_temperature(logits, 1.0)))
     assert sum(s.bins_before["count"]) == sum(s.bins_after["count"]) == 2000
     assert set(s.to_dict()) >= {"ece_before", "ece_after", "bins_before", "bins_after"}
+
+
+def test_a_fake_only_source_is_scored_against_its_partner_reals():
+    from train.data import DataError, parse_pairs
+    from train.metrics import metrics_by
+
+    keys = ["photos", "photos", "photos", "diffusion", "diffusion"]
+    y = [0, 0, 1, 1, 1]
+    p = [0.1, 0.6, 0.9, 0.5, 0.95]
+    plain = metrics_by(keys, y, p)
+    assert math.isnan(plain["diffusion"]["auc"]) or plain["diffusion"]["auc"] is None
+    paired = metrics_by(keys, y, p, pair_reals=parse_pairs(["diffusion=photos"]))
+    assert paired["diffusion"]["n_real"] == 2 and paired["diffusion"]["auc"] == 0.75
+    assert paired["photos"]["n"] == 3
+    with pytest.raises(DataError, match="FAKE_SOURCE=REAL_SOURCE"):
+        parse_pairs(["diffusion"])

@@ -562,3 +562,14 @@ def summarize(samples: Sequence[Sample]) -> dict:
                     "fake": sum(s.label == 1 and s.split == split for s in items)}
             for split in SPLITS}
     return out
+
+
+def parse_pairs(values: Sequence[str]) -> dict[str, str]:
+    """FAKE_SOURCE=REAL_SOURCE arguments -> a dict; DataError (one line) on a malformed one."""
+    pairs = {}
+    for v in values:
+        fake, sep, real = v.partition("=")
+        if not sep or not fake or not real:
+            raise DataError(f"--pair-reals takes FAKE_SOURCE=REAL_SOURCE, not {v!r}")
+        pairs[fake] = real
+    return pairs

@@ -52,7 +52,7 @@ from analysis.operating_point import OperatingPoint, OperatingPointError, Valida
 from analysis.report import FAKE, REAL, FaceResult
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 from train.data import (LABEL_NAMES, DataError, Sample, SplitFractions, assign_splits, by_split, load_samples,
-                        media_kind, parse_data_arg, parse_label)
+                        media_kind, parse_data_arg, parse_label, parse_pairs)
 from train.metrics import (OperatingPointResult, aggregate_by, calibration_summary, clean_json, compute_metrics,
                            confusion, metrics_by, operating_point, plot_confusion, plot_reliability, plot_roc,
                            verdict_rates)
@@ -294,13 +294,13 @@ def _clip_score(clip: ClipResult, name: str) -> float | None:
 
 
 def model_report(units: list[Unit], name: str, threshold: float,
-                 clips: Sequence[ClipResult] | None = None) -> dict:
+                 clips: Sequence[ClipResult] | None = None, pair_reals: dict[str, str] | None = None) -> dict:
     """Metrics of one model; video level from the engine's clip results where there are some, else the mean of
     each video's frames (crop indexes)."""
     y = np.array([u.label for u in units], dtype=np.int64)
     p = np.array([u.scores[name] for u in units], dtype=np.float64)
     out = {"items": compute_metrics(y, p, threshold),
-           "by_source": metrics_by([u.source for u in units], y, p, threshold)}
+           "by_source": metrics_by([u.source for u in units], y, p, threshold, pair_reals)}
     images = [i for i, u in enumerate(units) if u.kind == "image"]
     videos = [i for i, u in enumerate(units) if u.kind == "video"]
     if images and videos:
@@ -412,8 +412,9 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
              threshold: float | None = None, seed: int = 0, fractions: SplitFractions | None = None,
              keep_no_face: bool = False, progress: bool = True, chunk: int = 64, band: float | None = None,
              operating_point_split: str | None = None, max_fpr: float = 0.05,
-             out_operating_point: str | Path | None = None) -> dict:
+             out_operating_point: str | Path | None = None, pair_reals: dict[str, str] | None = None) -> dict:
     """Scores `data` (split `split`) as the app would and returns the report (also written to `out`).
+    `pair_reals` (fake-only source -> source whose reals it is scored against) gives such a source an AUC.
     Raises DataError (one line) for unusable data, models or options."""
     if out_operating_point and not operating_point_split:
         operating_point_split = "val"
@@ -479,7 +480,9 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
               "n_units": len(scored.units), "n_media": len({u.media for u in scored.units}),
               "skipped_no_face": scored.skipped_no_face, "failed": scored.failed,
               "seconds": round(time.time() - started, 1), "temperatures": temperatures,
-              "models": {n: model_report(scored.units, n, settings.threshold, scored.clips) for n in model_names},
+              "pair_reals": dict(pair_reals or {}),
+              "models": {n: model_report(scored.units, n, settings.threshold, scored.clips, pair_reals)
+                         for n in model_names},
               "calibration": calibration_report(scored.units, model_names, temperatures),
               "clips": [c.to_dict() for c in scored.clips], "clips_summary": clips_summary(scored.clips),
               "operating_point": op_report, "not_loaded": analyzer.load_errors}
@@ -560,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-operating-point", default=None,
                    help="write the operating point (chosen on val) to this JSON file, e.g. "
                    "converted_models/ensemble.json")
+    p.add_argument("--pair-reals", action="append", default=[], metavar="FAKE_SOURCE=REAL_SOURCE",
+                   help="score a source of fakes only against another source's reals (e.g. sdfd=ffhq_stylegan2)")
     p.add_argument("--seed", type=int, default=0, help="split seed where the data has no split")
     p.add_argument("--out", default=None, help="report folder (default reports/eval-<timestamp>)")
     p.add_argument("--threads", type=int, default=None)
@@ -579,7 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           frames=args.frames, out=out, threshold=args.threshold, band=args.band, seed=args.seed,
                           keep_no_face=args.keep_no_face, progress=not args.no_progress,
                           operating_point_split=args.operating_point_split, max_fpr=args.max_fpr,
-                          out_operating_point=args.out_operating_point)
+                          out_operating_point=args.out_operating_point,
+                          pair_reals=parse_pairs(args.pair_reals))
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -40,9 +40,9 @@ from detectors.preprocess import check_crop, resize_rgb, to_tensor_batch
 from detectors.registry import build_model, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature, fit_temperature
-from train.data import Sample, by_split, load_samples, summarize
+from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
 from train.engine import cpu_state, read_rgb, save_checkpoint
-from train.metrics import clean_json, compute_metrics, expected_calibration_error, roc_auc
+from train.metrics import clean_json, compute_metrics, expected_calibration_error, roc_auc, source_groups
 
 log = logging.getLogger("train.frozen_prefix")
 CHUNK = 128
@@ -258,14 +258,10 @@ def pixels_tensor(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float
 def auc_by_source(labels: np.ndarray, probs: np.ndarray, sources: Sequence[str],
                   pair_reals: dict[str, str]) -> dict[str, float | None]:
     """AUC within each source; a source of fakes only is paired with the reals of its partner source."""
-    sources = np.asarray(sources)
     out: dict[str, float | None] = {}
-    for src in sorted(set(sources.tolist())):
-        mask = sources == src
-        if len(set(labels[mask].tolist())) < 2 and src in pair_reals:
-            mask = mask | ((sources == pair_reals[src]) & (labels == 0))
-        y = labels[mask]
-        out[src] = float(roc_auc(y, probs[mask])) if len(set(y.tolist())) == 2 else None
+    for src, idx in source_groups(sources, labels, pair_reals).items():
+        y = labels[idx]
+        out[src] = float(roc_auc(y, probs[idx])) if len(set(y.tolist())) == 2 else None
     return out
 
 
@@ -402,16 +398,6 @@ def frozen_probe(split: PrefixSplit, parts: dict[str, FeatureSet], pair_reals: d
 
 
 # ---------------------------------------------------------------------------------------------- main
-def parse_pairs(values: Sequence[str]) -> dict[str, str]:
-    pairs = {}
-    for v in values:
-        fake, sep, real = v.partition("=")
-        if not sep or not fake or not real:
-            raise SystemExit(f"--pair-reals takes FAKE_SOURCE=REAL_SOURCE, not {v!r}")
-        pairs[fake] = real
-    return pairs
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m train.frozen_prefix", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -457,7 +443,10 @@ def run(args: argparse.Namespace) -> Path:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = get_spec(args.name)
-    pair_reals = parse_pairs(args.pair_reals)
+    try:
+        pair_reals = parse_pairs(args.pair_reals)
+    except DataError as exc:
+        raise SystemExit(str(exc)) from None
     samples = [s for s in load_samples(args.data) if s.source not in set(args.exclude_source)]
     if not all(s.split for s in samples):
         raise SystemExit("the crop index has no splits: make it with train/prepare.py")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -300,13 +301,26 @@ def calibration_summary(y_true: Sequence, before: Sequence, after: Sequence, bin
         bins_before=reliability_bins(y, b, bins), bins_after=reliability_bins(y, a, bins))
 
 
-def metrics_by(keys: Sequence[str], y_true: Sequence, probs: Sequence, threshold: float = 0.5) -> dict[str, dict]:
-    """compute_metrics per value of `keys` (e.g. each sample's source)."""
-    y, p = _arrays(y_true, probs)
+def source_groups(keys: Sequence[str], y_true: Sequence, pair_reals: Mapping[str, str] | None = None
+                  ) -> dict[str, list[int]]:
+    """Item indices per key (e.g. source). A key whose items are all fake and that `pair_reals` maps to a partner
+    (e.g. Stable Diffusion faces -> the FFHQ photographs) also gets the partner's reals, so it has an AUC."""
+    y = np.asarray(y_true)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, k in enumerate(keys):
         groups[str(k)].append(i)
-    return {k: compute_metrics(y[idx], p[idx], threshold) for k, idx in sorted(groups.items())}
+    for key, partner in (pair_reals or {}).items():
+        idx = groups.get(key)
+        if idx and not (y[idx] == 0).any():
+            groups[key] = sorted(idx + [i for i in groups.get(partner, []) if y[i] == 0])
+    return dict(sorted(groups.items()))
+
+
+def metrics_by(keys: Sequence[str], y_true: Sequence, probs: Sequence, threshold: float = 0.5,
+               pair_reals: Mapping[str, str] | None = None) -> dict[str, dict]:
+    """compute_metrics per value of `keys` (e.g. each sample's source); see source_groups for `pair_reals`."""
+    y, p = _arrays(y_true, probs)
+    return {k: compute_metrics(y[idx], p[idx], threshold) for k, idx in source_groups(keys, y, pair_reals).items()}
 
 
 def aggregate_by(keys: Sequence[str], y_true: Sequence, probs: Sequence) -> tuple[list[str], np.ndarray, np.ndarray]:
