@@ -72,8 +72,18 @@ def _fmt_p(p: float | None) -> str:
     return "  -  " if p is None else f"{p:5.3f}"
 
 
+def _result_text(probability: float | None, votes: dict[str, int] | None, strategy: str | None) -> str:
+    """A verdict's number in words: the fake probability, or the votes for the majority strategy."""
+    from analysis.ensemble import shows_votes, votes_text
+    if shows_votes(strategy) and votes:
+        return votes_text(votes)
+    return f"fake probability {_fmt_p(probability)}"
+
+
 def _print_human(report: dict[str, Any]) -> None:
-    from analysis.report import not_voting_text
+    from analysis.ensemble import AGREEMENT_MEANING, agreement_label
+    from analysis.report import face_count_text, not_voting_text
+    from video.report import person_label
     head = f"{report['path']}  [{report.get('kind')}]"
     partial = report.get("frames") or report.get("faces")
     if report.get("error"):
@@ -81,7 +91,15 @@ def _print_human(report: dict[str, Any]) -> None:
         if not partial:
             return
         head = "  partial result:"
-    print(f"{head}\n  verdict: {report.get('verdict') or 'none'}  (fake probability {_fmt_p(report.get('probability'))})")
+    strategy = (report.get("settings") or {}).get("strategy")
+    if report.get("kind") == "video":
+        decider = next((t for t in report.get("tracks", []) if t.get("id") == report.get("decisive_track")), None)
+        votes = decider.get("votes") if decider else None
+    else:
+        scored = [f for f in report.get("faces", []) if f.get("probability") is not None]
+        votes = max(scored, key=lambda f: f["probability"]).get("votes") if scored else None
+    print(f"{head}\n  verdict: {report.get('verdict') or 'none'}  "
+          f"({_result_text(report.get('probability'), votes, strategy)})")
     if report.get("message"):
         print(f"  note: {report['message']}")
     for name, why in (report.get("models_missing") or {}).items():
@@ -89,17 +107,34 @@ def _print_human(report: dict[str, Any]) -> None:
     if report.get("models_not_voting"):
         print(f"  not voting: {not_voting_text(report['models_not_voting'])}")
     if report.get("kind") == "video":
+        if report.get("decision"):
+            print(f"  decision: {report['decision']}")
+        analysed = len(report.get("frames", []))
         for t in report.get("tracks", []):
-            print(f"  person #{t['id']}: {t.get('verdict')} p={_fmt_p(t.get('probability'))} "
-                  f"in {len(t.get('frames', []))} frames, fake share {t.get('fake_share', 0):.2f}")
-        print(f"  frames analysed: {len(report.get('frames', []))}")
+            role = ("decides the video" if t.get("id") == report.get("decisive_track")
+                    else f"minor: {t['minor_reason']}" if t.get("minor_reason") else "counts, less suspicious")
+            print(f"  {person_label(t['id'])}: {t.get('verdict')} "
+                  f"({_result_text(t.get('probability'), t.get('votes'), strategy)}) in {len(t.get('frames', []))} "
+                  f"of {analysed} frames, fake share {t.get('fake_share') or 0:.2f}, importance "
+                  f"{t.get('importance') or 0:.2f} [{role}]")
+        print(f"  frames analysed: {analysed}")
         return
+    print(f"  faces: {face_count_text(len(report.get('faces') or []), bool(report.get('whole_image')))}")
     for i, face in enumerate(report.get("faces", []), 1):
         box = ", ".join(f"{v:.0f}" for v in face["box"])
-        print(f"  face {i}: box [{box}] detector score {face['score']:.3f} -> {face.get('verdict')} "
-              f"p={_fmt_p(face.get('probability'))} agreement {face.get('agreement') or 0:.2f}")
+        agreement = face.get("agreement")
+        label = "whole picture" if report.get("whole_image") else f"face {i}"
+        print(f"  {label}: box [{box}] detector score {face['score']:.3f} -> {face.get('verdict')} "
+              f"({_result_text(face.get('probability'), face.get('votes'), strategy)}) "
+              f"agreement {agreement or 0:.2f} ({agreement_label(agreement)})")
+        weights = face.get("weights") or {}
         for name, p in face["models"].items():
-            print(f"      {name:<16} {p:.3f}")
+            weight = f"  weight {weights[name]:.0%}" if name in weights else ""
+            print(f"      {name:<16} {p:.3f}{weight}")
+        for entry in report.get("models_not_voting") or []:
+            print(f"      {entry.get('name', '?'):<16}   -    not voting: {entry.get('reason') or 'left out'}")
+    if report.get("faces"):
+        print(f"  ({AGREEMENT_MEANING})")
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from .media import LoadedImage, load_image
 from .operating_point import FILE_NAME as OPERATING_POINT_FILE
 from .operating_point import OperatingPoint, OperatingPointError, load_operating_point
 from .quality import assess_quality
-from .report import FaceResult, ImageReport, join_notes
+from .report import WHOLE_IMAGE_NOTE, FaceResult, ImageReport, join_notes
 from .settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,8 @@ class Analyzer:
                 result.probability = round(ens.probability, 5)
                 result.verdict = ens.verdict
                 result.agreement = ens.agreement
+                result.votes = ens.votes
+                result.weights = ens.weights
             results.append(result)
         return results
 
@@ -298,7 +300,8 @@ class Analyzer:
             timings["faces"] = time.perf_counter() - t
             if not faces and settings.whole_image_fallback:
                 faces = [self._whole_image_face(image)]
-                report.message = "no face found: the whole image was scored as one face"
+                report.whole_image = True
+                report.message = WHOLE_IMAGE_NOTE
             elif not faces:
                 report.message = "no face found"
 

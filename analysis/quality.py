@@ -14,7 +14,7 @@ from .media import estimate_jpeg_quality
 if TYPE_CHECKING:
     from .faces import Face
 
-__all__ = ["assess_quality", "assess_video_quality", "estimate_jpeg_quality", "sharpness"]
+__all__ = ["assess_quality", "assess_video_quality", "estimate_jpeg_quality", "face_sharpness", "sharpness"]
 
 SMALL_FACE_PX = 64          # below this face side, detectors lose most of their evidence
 SMALL_IMAGE_PX = 300        # longest image side below which the whole picture is a thumbnail
@@ -57,6 +57,12 @@ def _face_region(rgb: np.ndarray, box: Sequence[float]) -> np.ndarray:
     x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
     x2, y2 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
     return rgb[y1:y2, x1:x2]
+
+
+def face_sharpness(rgb: np.ndarray, box: Sequence[float]) -> float | None:
+    """`sharpness` of the face box itself (None when the box lies outside the image)."""
+    region = _face_region(rgb, box)
+    return sharpness(region) if region.size else None
 
 
 def assess_quality(rgb: np.ndarray, faces: "list[Face] | None", jpeg_quality: int | None) -> dict[str, Any]:

@@ -17,10 +17,12 @@ class FaceResult:
     models: dict[str, float]            # detector name -> calibrated fake probability
     probability: float | None           # ensemble fake probability
     verdict: str | None                 # FAKE / REAL / UNCERTAIN
-    agreement: float | None = None      # 1 = all detectors on the same side of the threshold, with similar scores
+    agreement: float | None = None      # 1 = the detectors give the same score, 0 = split 0 / 1 (ensemble.agreement)
     logits: dict[str, float] = field(default_factory=dict)
     landmarks: list[list[float]] | None = None
     size: int = 0                       # side of the face box in original pixels (longest side)
+    votes: dict[str, int] = field(default_factory=dict)      # {"fake", "real", "abstain"}: each detector's verdict
+    weights: dict[str, float] = field(default_factory=dict)  # each detector's share in `probability` (sums to 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,6 +37,7 @@ class ImageReport:
     verdict: str | None = None
     error: str | None = None
     message: str | None = None          # non-error note, e.g. "no face found"
+    whole_image: bool = False           # no face was found and the whole picture was scored instead (`faces[0]`)
     width: int | None = None
     height: int | None = None
     sha256: str | None = None
@@ -49,6 +52,18 @@ class ImageReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# the report's note when the whole-picture fallback scored a picture without a face
+WHOLE_IMAGE_NOTE = "no face found; the whole picture was scored instead (whole-picture fallback is on)"
+
+
+def face_count_text(faces: int, whole_image: bool = False) -> str:
+    """An image report's face count in words: "1 face", "3 faces", "0 faces (whole picture scored)" when the
+    whole-picture fallback scored a picture without a face (its one entry in `faces` is no face)."""
+    if whole_image:
+        return "0 faces (whole picture scored)"
+    return f"{faces} face{'s' if faces != 1 else ''}"
 
 
 def join_notes(*notes: str | None) -> str | None:

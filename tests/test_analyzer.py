@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from analysis.analyzer import Analyzer
-from analysis.ensemble import verdict_for
+from analysis.ensemble import count_votes, verdict_for
+from analysis.report import face_count_text
 from analysis.settings import AnalysisSettings
 from detectors.registry import detector_names
 
@@ -26,6 +27,9 @@ def test_one_face_five_models(analyzer, face_photo):
     assert set(report.model_checksums) == set(detector_names())
     assert report.models_not_voting == [] and report.message is None   # every tiny detector passes the gate
     assert {"decode", "faces", "ensemble", "total"} <= set(report.timings)
+    assert face.votes == count_votes(face.models, 0.5, 0.1) and sum(face.votes.values()) == 5
+    total = sum(analyzer.weights.values())      # the default strategy is "weighted": shares of the AUC weights
+    assert face.weights == pytest.approx({n: w / total for n, w in analyzer.weights.items()}, abs=1e-4)
     json.dumps(report.to_dict())  # serialisable as it is
 
 
@@ -76,6 +80,12 @@ def test_whole_image_fallback(analyzer, tmp_path):
     report = analyzer.analyze_image(path, AnalysisSettings(whole_image_fallback=True))
     assert len(report.faces) == 1 and report.faces[0].box == [0.0, 0.0, 300.0, 200.0]
     assert report.verdict in ("FAKE", "REAL", "UNCERTAIN")
+    assert report.whole_image and report.to_dict()["whole_image"] is True
+    assert report.message == "no face found; the whole picture was scored instead (whole-picture fallback is on)"
+    assert face_count_text(len(report.faces), report.whole_image) == "0 faces (whole picture scored)"
+    assert face_count_text(1) == "1 face" and face_count_text(3) == "3 faces"
+    plain = analyzer.analyze_image(path)
+    assert not plain.whole_image and plain.faces == []
 
 
 @pytest.mark.parametrize("content,needle", [(b"", "empty"), (b"hello, not an image", "not"),

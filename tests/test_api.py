@@ -211,6 +211,10 @@ def test_analyze_video(client, clip):
     r = resp.json()
     assert r["kind"] == "video" and r["path"] == "clip.mp4" and len(r["frames"]) == 4
     assert r["options"]["frames"] == 4 and r["verdict"] in ("FAKE", "REAL", "UNCERTAIN")
+    decider = r["tracks"][r["decisive_track"]]            # who decides the video, and why, as in the CLI and UI
+    assert decider["id"] == r["decisive_track"] and r["probability"] == decider["probability"]
+    assert r["decision"].startswith(f"Person {r['decisive_track'] + 1} (")
+    assert all({"importance", "major", "minor_reason", "votes"} <= set(t) for t in r["tracks"])
     assert list(upload_dir(client).iterdir()) == []
 
 

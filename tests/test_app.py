@@ -45,6 +45,13 @@ def texts(at) -> str:
     return "\n".join(parts)
 
 
+def chart_text(at) -> str:
+    """The Plotly specs (JSON, non-ASCII as is) of every chart on the page."""
+    import json
+
+    return "\n".join(json.dumps(json.loads(c.proto.spec), ensure_ascii=False) for c in at.get("plotly_chart"))
+
+
 def ok(at) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
@@ -165,8 +172,15 @@ def test_sidebar_controls_drive_the_analysis(models_env, face_photo):
     assert r.settings["threshold"] == 0.3 and r.settings["band"] == 0.25
     assert r.verdict == verdict_for(r.probability, 0.3, 0.25)
     assert "threshold 0.30 ± 0.25" in texts(at)
+    body = texts(at)
+    assert "probability of fake" in body and "the threshold does not change it" in body   # agreement, explained
     at.sidebar.selectbox(key="sb_strategy").set_value("majority").run()
     assert report().settings["strategy"] == "majority" and "combined by majority" in texts(at)
+    votes = report().faces[0].votes
+    assert sum(votes.values()) == 5
+    body = texts(at)
+    assert f"{votes['fake']} of 5 detectors say fake" in body and "probability of fake" not in body
+    assert "Majority vote" in chart_text(at)
     at.sidebar.pills(key="sb_detectors").set_value(["swin", "xception"]).run()
     ok(at)
     assert sorted(report().models_used) == ["swin", "xception"]
@@ -181,7 +195,13 @@ def test_sidebar_controls_drive_the_analysis(models_env, face_photo):
     assert report().settings["min_face_size"] == 150 and "No face found" in texts(at)   # the face is 110 px
     at.sidebar.checkbox(key="sb_fallback").check().run()
     ok(at)
-    assert report().message.startswith("no face found: the whole image was scored") and report().verdict
+    r = report()
+    assert r.whole_image and len(r.faces) == 1 and r.verdict
+    assert r.message == "no face found; the whole picture was scored instead (whole-picture fallback is on)"
+    body = texts(at)
+    assert "0 faces (whole picture scored)" in body and "1 face found" not in body
+    assert "score the whole picture" not in body        # no advice to turn on what is already on
+    assert "Whole picture" in body and "Face 1" not in body
 
 
 def test_quality_gate_in_the_models_page_sidebar_and_image_view(tiny_models_dir, tmp_path, monkeypatch,
@@ -210,6 +230,9 @@ def test_quality_gate_in_the_models_page_sidebar_and_image_view(tiny_models_dir,
     report = at.session_state["image_views"][at.session_state["image_current"][0]].report
     assert report.models_used == voting and report.models_not_voting == [{"name": "swin", "reason": reason}]
     assert f"Not voting (quality gate): swin ({reason})" in texts(at)
+    spec = chart_text(at)
+    assert "swin · not voting" in spec and f"not voting: {reason}" in spec and "weight " in spec
+    assert "Grey: detectors the quality gate keeps out of the vote" in texts(at)
     at.sidebar.pills(key="sb_detectors").set_value(NAMES).run()       # a user can still include it
     ok(at)
     report = at.session_state["image_views"][at.session_state["image_current"][0]].report
@@ -260,6 +283,8 @@ def test_video_page_analyses_scrubs_and_exports(models_env, face_clip):
     body = texts(at)
     assert "Verdict for the video" in body and "People in the video" in body and "Person 1" in body
     report = at.session_state["video_view"].report
+    assert report.decisive_track == 0 and report.decision.startswith("Person 1 (seen in ")
+    assert report.decision in body and "The line follows Person 1, who decides the video." in body
     assert report.error is None and len(report.frames) == 10 and len(report.tracks) == 1
     assert len(report.sha256) == 64 and report.quality and report.timings["total"] > 0
     assert at.metric[0].value == "10"
@@ -399,3 +424,43 @@ def test_sliders_start_at_the_validated_operating_point(op_models_dir, monkeypat
     ok(models)
     assert "Default decision threshold 0.720 ± band 0.050**: the validated operating point" in texts(models)
     assert "false-positive rate 4.0% (800 reals), true-positive rate 61.0% (700 fakes)" in texts(models)
+
+
+def test_video_page_names_the_decisive_person_and_the_timeline_follows_them(models_env, tmp_path):
+    from ui.image_view import short_id
+    from ui.video_view import ANY_PERSON, PERSON_KEY
+    from video_fixtures import two_faces_frames, write_clip
+
+    frames, _ = two_faces_frames(24)
+    clip = write_clip(tmp_path / "two.mp4", frames, fps=12)
+    at = app(VIDEO, video_path=str(clip))
+    at.slider(key="video_frames").set_value(10).run()
+    at.button(key="video_go").click().run()
+    ok(at)
+    view = at.session_state["video_view"]
+    report = view.report
+    assert len(report.tracks) == 2 and report.decisive_track is not None
+    decider = f"Person {report.decisive_track + 1}"
+    body = texts(at)
+    assert report.decision in body and f"{decider} · decides the video" in body
+    whose = at.selectbox(key=f"{PERSON_KEY}_{short_id(view.key)}")
+    assert whose.value == report.decisive_track                      # the timeline follows the decider by default
+    assert whose.options[-1] == ANY_PERSON and f"{decider} (decides the video)" in whose.options
+    assert f"The line follows {decider}, who decides the video." in body
+
+    def ensemble_line():
+        import json
+
+        for chart in at.get("plotly_chart"):
+            traces = json.loads(chart.proto.spec)["data"]
+            if any(t.get("name") == "Ensemble" and t.get("mode") == "lines+markers" for t in traces):
+                return [t for t in traces if t.get("name") == "Ensemble"][0]["y"]
+
+    follows = [next((f.probability for f in fr.faces if f.track == report.decisive_track), None)
+               for fr in report.frames]
+    assert ensemble_line() == pytest.approx(follows)
+    whose.select_index(len(whose.options) - 1).run()                 # the old view stays available, named as such
+    ok(at)
+    assert at.selectbox(key=f"{PERSON_KEY}_{short_id(view.key)}").value is None
+    assert "The line follows" not in texts(at)
+    assert ensemble_line() == pytest.approx([max(f.probability for f in fr.faces) for fr in report.frames])

@@ -128,3 +128,63 @@ def test_models_shows_the_operating_point(op_models_dir, tiny_models_dir, capsys
     assert cli.main(["models", "--models-dir", str(tiny_models_dir)]) == 0
     assert ("operating point: threshold 0.500 ± band 0.100: built-in defaults (no ensemble.json in the models "
             "folder)") in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ the text output, on report dicts
+def _face(p, votes, agreement=0.56):
+    return {"box": [0, 0, 100, 100], "score": 0.99, "models": {"a": 0.99, "b": 0.99, "c": 0.2, "d": 0.1, "e": 0.55},
+            "probability": p, "verdict": "UNCERTAIN", "agreement": agreement, "votes": votes,
+            "weights": {"a": 0.4, "b": 0.3, "c": 0.1, "d": 0.1, "e": 0.1}}
+
+
+def test_majority_is_printed_as_votes_with_abstentions(capsys):
+    import cli
+
+    votes = {"fake": 2, "real": 2, "abstain": 1}
+    report = {"path": "p.jpg", "kind": "image", "verdict": "UNCERTAIN", "probability": 0.5,
+              "settings": {"strategy": "majority"}, "faces": [_face(0.5, votes)],
+              "models_not_voting": [{"name": "swin", "reason": "validation AUC below 0.75 on dfdc (0.501)"}]}
+    cli._print_human(report)
+    out = capsys.readouterr().out
+    assert "verdict: UNCERTAIN  (2 of 5 detectors say fake, 2 say real, 1 abstains)" in out
+    assert "probability" not in out.split("\n")[1]
+    assert "agreement 0.56 (partial)" in out and "the threshold does not change it" in out
+    assert "weight 40%" in out and "swin" in out and "not voting: validation AUC below 0.75" in out
+    report["settings"]["strategy"] = "weighted"
+    cli._print_human(report)
+    assert "verdict: UNCERTAIN  (fake probability 0.500)" in capsys.readouterr().out
+
+
+def test_whole_picture_fallback_is_not_a_face(capsys):
+    import cli
+    from analysis.report import WHOLE_IMAGE_NOTE
+
+    report = {"path": "sky.png", "kind": "image", "verdict": "REAL", "probability": 0.2, "whole_image": True,
+              "message": WHOLE_IMAGE_NOTE, "settings": {"strategy": "weighted"}, "faces": [_face(0.2, {})]}
+    cli._print_human(report)
+    out = capsys.readouterr().out
+    assert "faces: 0 faces (whole picture scored)" in out and "whole picture: box" in out and "face 1" not in out
+    assert "the whole picture was scored instead (whole-picture fallback is on)" in out
+
+
+def test_video_text_says_who_decides(capsys):
+    import cli
+
+    track = {"verdict": "REAL", "probability": 0.15, "fake_share": 0.0, "importance": 0.95, "minor_reason": None,
+             "votes": {"fake": 0, "real": 3, "abstain": 0}}
+    report = {"path": "anchor.mp4", "kind": "video", "verdict": "REAL", "probability": 0.15, "decisive_track": 0,
+              "decision": "Person 1 (seen in 16 of 16 frames, large face) decides the video; person 2 (3 frames) is "
+                          "minor and does not decide it.",
+              "settings": {"strategy": "majority"}, "frames": [{}] * 16,
+              "tracks": [{**track, "id": 0, "frames": list(range(16))},
+                         {**track, "id": 1, "frames": [0, 1, 2], "verdict": "FAKE", "probability": 0.9,
+                          "importance": 0.4, "minor_reason": "seen in only 3 of 16 frames",
+                          "votes": {"fake": 3, "real": 0, "abstain": 0}}]}
+    cli._print_human(report)
+    out = capsys.readouterr().out
+    assert "verdict: REAL  (0 of 3 detectors say fake, 3 say real)" in out
+    assert "decision: Person 1 (seen in 16 of 16 frames, large face) decides the video" in out
+    assert "Person 1: REAL (0 of 3 detectors say fake, 3 say real) in 16 of 16 frames" in out
+    assert "[decides the video]" in out
+    assert "Person 2: FAKE (3 of 3 detectors say fake) in 3 of 16 frames" in out
+    assert "[minor: seen in only 3 of 16 frames]" in out and "person #" not in out

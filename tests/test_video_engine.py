@@ -80,7 +80,9 @@ def test_faces_are_image_report_faces_plus_track(two_faces_report, analyzer):
     face = report.frames[0].faces[0]
     assert isinstance(face, FaceResult)
     entry = report.to_dict()["frames"][0]["faces"][0]
-    assert set(entry) == set(FaceResult.__dataclass_fields__) | {"track"}
+    assert set(entry) == set(FaceResult.__dataclass_fields__) | {"track", "sharpness"}
+    assert entry["sharpness"] > 0 and sum(entry["votes"].values()) == len(analyzer.detectors)
+    assert entry["weights"] and sum(entry["weights"].values()) == pytest.approx(1.0, abs=1e-3)
     assert set(entry["models"]) == set(analyzer.detectors) and all(0 <= p <= 1 for p in entry["models"].values())
     assert face.size > 40 and len(face.landmarks) == 5
 
@@ -103,6 +105,10 @@ def test_to_dict_is_json_and_keeps_images_out(two_faces_report):
     assert meta["duration"] == pytest.approx(2.0) and meta["codec"] == "mpeg4" and meta["bitrate"] > 0
     assert data["sha256"] and data["quality"]["width"] == 480
     assert data["summary"]["frames_analysed"] == N_FRAMES and data["summary"]["tracks"] == 2
+    assert data["decisive_track"] in (0, 1) and data["decision"].startswith(f"Person {data['decisive_track'] + 1} (")
+    for track in data["tracks"]:
+        assert {"importance", "major", "minor_reason", "votes", "median_size", "detection_score"} <= set(track)
+    assert data["tracks"][0]["importance"] >= data["tracks"][1]["importance"]    # numbered by importance
     assert {"probe", "decode", "faces", "ensemble", "total"} <= set(data["timings"])
     assert data["options"]["frames"] == N_FRAMES
 
@@ -268,3 +274,72 @@ def test_real_clip_from_shared_data(shared_data, analyzer):
     assert [f.time for f in report.frames] == pytest.approx([0, 10, 20, 30])
     assert len(report.tracks) == 1 and all(len(f.faces) == 1 for f in report.frames)   # one presenter
     assert report.summary["seeks"] >= 1      # keyframes every 250 frames: reached by seeking, not decoding
+
+
+# ------------------------------------------------------------------------------------- who decides the video
+def _anchor_clip_report(frames: int = 16) -> VideoReport:
+    """The news-anchor clip as the engine would have measured it (720p): the anchor on every frame at 0.15, a
+    face on a poster behind him on frames 0-2 at 0.9 (seen first), a blurred passer-by on frame 9 at 0.88."""
+    from video.report import FrameFace, FrameResult
+
+    def face(box, p, score, sharp):
+        side = int(max(box[2] - box[0], box[3] - box[1]))
+        models = {"a": p, "b": p, "c": p}
+        return FrameFace(box=list(box), score=score, models=models, probability=p,
+                         verdict=verdict_for(p, 0.5, 0.1), size=side, sharpness=sharp)
+
+    report = VideoReport(path="anchor.mp4", metadata={"width": 1280, "height": 720})
+    for i in range(frames):
+        faces = []
+        if i < 3:
+            faces.append(face((1000, 80, 1070, 150), 0.9, 0.97, 80.0))          # the poster, top right
+        faces.append(face((540, 200, 740, 400), 0.15, 0.999, 200.0))            # the anchor
+        if i == 9:
+            faces.append(face((100, 600, 126, 626), 0.88, 0.91, 4.0))           # the passer-by
+        report.frames.append(FrameResult(index=i * 10, time=i * 0.4, faces=faces))
+    return report
+
+
+def test_the_anchor_decides_the_video_not_the_poster_or_the_passer_by():
+    from video.engine import _aggregate
+
+    report = _anchor_clip_report()
+    _aggregate(report, AnalysisSettings(threshold=0.5, band=0.1), len(report.frames))
+    anchor, poster, passer = report.tracks
+    assert [t.id for t in report.tracks] == [0, 1, 2]                     # numbered by importance, not appearance
+    assert len(anchor.frames) == 16 and len(poster.frames) == 3 and len(passer.frames) == 1
+    assert all(f.track == 0 for fr in report.frames for f in fr.faces if f.box[0] == 540)
+    assert anchor.major and not poster.major and not passer.major
+    assert anchor.decisive and not poster.decisive and not passer.decisive
+    assert poster.verdict == "FAKE" and passer.verdict == "FAKE"
+    assert report.verdict == "REAL" and report.probability == pytest.approx(0.15) and report.decisive_track == 0
+    assert report.decision == ("Person 1 (seen in 16 of 16 frames, large face) decides the video; person 2 "
+                               "(3 frames) and person 3 (1 frame, small face, uncertain detection) are minor and do "
+                               "not decide it.")
+    assert poster.minor_reason == "seen in only 3 of 16 frames"
+    assert passer.minor_reason.startswith("seen in only 1 of 16 frames; small face (26 px")
+    assert anchor.importance > poster.importance > passer.importance
+    assert anchor.median_size == 200 and anchor.relative_size == pytest.approx(200 / 720, abs=1e-4)
+    assert anchor.detection_score == pytest.approx(0.999) and anchor.sharpness == 200.0
+    assert anchor.votes == {"fake": 0, "real": 3, "abstain": 0} and poster.votes == {"fake": 3, "real": 0, "abstain": 0}
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["decisive_track"] == 0 and data["decision"] == report.decision
+    assert data["tracks"][1]["major"] is False and data["tracks"][1]["minor_reason"] == poster.minor_reason
+    assert "deciding_track" not in data["summary"]
+
+
+def test_without_the_anchor_the_most_suspicious_minor_face_decides():
+    from video.engine import _aggregate
+
+    report = _anchor_clip_report()
+    for frame in report.frames:      # the anchor's face is lost: only the tiny passer-by and small uncertain ones
+        frame.faces = [f for f in frame.faces if f.box[0] != 540]
+        for f in frame.faces:
+            f.score = 0.93
+    _aggregate(report, AnalysisSettings(threshold=0.5, band=0.1), len(report.frames))
+    assert len(report.tracks) == 2 and not any(t.major for t in report.tracks)
+    assert all(t.decisive for t in report.tracks)
+    assert report.probability == pytest.approx(0.9) and report.verdict == "FAKE"
+    decider = report.track(report.decisive_track)
+    assert len(decider.frames) == 3
+    assert report.decision.startswith("No person is seen long, large or clearly enough")

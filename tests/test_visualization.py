@@ -289,3 +289,19 @@ def test_frames_csv_has_a_row_per_face_and_per_empty_frame():
     assert rows[0]["person"] == "1" and rows[1]["person"] == "2" and rows[1]["p_fake_ensemble"] == "0.90000"
     assert rows[2]["frame"] == "5" and rows[2]["p_fake_x"] == ""
     assert b'"clip.mp4"' in report_json(report)
+
+
+def test_model_probability_chart_greys_out_detectors_that_do_not_vote_and_shows_weights_and_votes():
+    not_voting = [{"name": "swin", "reason": "validation AUC below 0.75 on dfdc (0.501)"}]
+    fig = model_probability_chart({"a": 0.9, "b": 0.1}, 0.5, threshold=0.5, band=0.1,
+                                  weights={"a": 0.75, "b": 0.25}, not_voting=not_voting,
+                                  votes={"fake": 1, "real": 1, "abstain": 0})
+    bar = fig.data[0]
+    assert list(bar.y) == ["<span style='color:#9e9e9e'>swin · not voting</span>", "a · weight 75%", "b · weight 25%",
+                           "<b>Majority vote</b>"]
+    assert bar.x[0] == 0 and bar.marker.color[0] == "#bdbdbd"
+    notes = [a.text for a in fig.layout.annotations]
+    assert "not voting: validation AUC below 0.75 on dfdc (0.501)" in notes
+    assert "<b>1/2 fake</b>" in notes and "<b>50%</b>" not in notes
+    plain = model_probability_chart({"a": 0.9}, 0.9, not_voting=[{"name": "a", "reason": "x"}])
+    assert list(plain.data[0].y) == ["a", "<b>Ensemble</b>"]       # a detector that did score is not greyed

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.analyzer import Analyzer
+from analysis.ensemble import AGREEMENT_MEANING, agreement_label, shows_votes, votes_text
 from analysis.report import not_voting_text
 from visualization.overlays import FAKE, REAL, UNCERTAIN, verdict_color
 
@@ -27,31 +28,34 @@ CAVEATS = ("Automatic detectors make mistakes in both directions, and they are l
            "among others, never as proof.")
 
 
-def agreement_words(agreement: float | None) -> str:
-    if agreement is None:
-        return "n/a"
-    if agreement >= 0.75:
-        return "strong"
-    if agreement >= 0.45:
-        return "partial"
-    return "weak"
+def shown_votes(report: Any, votes: Mapping[str, int] | None) -> Mapping[str, int] | None:
+    """`votes` when the report's strategy makes its result a vote (majority), else None: what verdict_badge and the
+    charts take to show votes instead of a probability."""
+    strategy = (getattr(report, "settings", None) or {}).get("strategy")
+    return votes if shows_votes(strategy) and votes else None
 
 
 def verdict_badge(verdict: str | None, probability: float | None, agreement: float | None = None,
-                  subject: str = "Verdict", size: str = "large") -> None:
-    """A coloured verdict box: the headline, the ensemble's fake probability and how far the detectors agree."""
+                  subject: str = "Verdict", size: str = "large", votes: Mapping[str, int] | None = None) -> None:
+    """A coloured verdict box: the headline, the ensemble's fake probability (or, with `votes`, the detectors'
+    votes: "2 of 5 detectors say fake") and how far the detectors agree (a large badge explains agreement)."""
     color = verdict_color(verdict)
     headline = HEADLINES.get(verdict, str(verdict))
     big = size == "large"
-    if big:
+    if votes:
+        prob = votes_text(votes)
+    elif big:
         prob = "" if probability is None else f"{probability:.0%} probability of fake"
-        agree = "" if agreement is None else f"detectors agree: {agreement_words(agreement)} ({agreement:.2f})"
     else:
         prob = "" if probability is None else f"{probability:.0%} fake"
-        agree = "" if agreement is None else f"{agreement_words(agreement)} agreement"
+    if big:
+        agree = "" if agreement is None else f"detectors agree: {agreement_label(agreement)} ({agreement:.2f})"
+    else:
+        agree = "" if agreement is None else f"{agreement_label(agreement)} agreement"
     detail = " · ".join(x for x in (prob, agree) if x)
+    tooltip = f' title="{html.escape(AGREEMENT_MEANING)}"' if agreement is not None else ""
     st.markdown(
-        f"""<div class="verdict-badge" data-verdict="{html.escape(str(verdict))}" style="background:{color};
+        f"""<div class="verdict-badge" data-verdict="{html.escape(str(verdict))}"{tooltip} style="background:{color};
         color:white;border-radius:10px;padding:{'14px 20px' if big else '6px 12px'};margin:4px 0 10px 0;">
         <div style="font-size:{'0.85rem' if big else '0.75rem'};opacity:0.9;text-transform:uppercase;
         letter-spacing:0.06em;">{html.escape(subject)}</div>
@@ -59,6 +63,8 @@ def verdict_badge(verdict: str | None, probability: float | None, agreement: flo
         <div style="font-size:{'1.0rem' if big else '0.85rem'};opacity:0.95;">{html.escape(detail)}</div></div>""",
         unsafe_allow_html=True,
     )
+    if big and agreement is not None:
+        st.caption(AGREEMENT_MEANING)
 
 
 def explanation(verdict: str | None) -> None:

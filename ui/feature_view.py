@@ -9,6 +9,7 @@ import streamlit as st
 
 from analysis.analyzer import Analyzer
 from analysis.settings import AnalysisSettings
+from video.report import person_label
 from visualization.feature_maps import capture_feature_maps, feature_grid, grid_picture
 from visualization.gradcam import CAM_METHODS, explain_all
 
@@ -16,7 +17,6 @@ from .resources import sample_photo
 from .runner import FaceSource, faces_for_features
 from .state import VIDEO_VIEW, current_image_views
 from .uploads import MediaInput
-from .video_view import person_label
 
 SRC_IMAGE, SRC_VIDEO, SRC_UPLOAD, SRC_SAMPLE = "image", "video", "upload", "sample"
 SOURCE_LABELS = {SRC_IMAGE: "A picture from the Image page", SRC_VIDEO: "A frame of the last video",

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.ensemble import AGREEMENT_MEANING
+
 from .components import CAVEATS, legend
 from .page import page_setup
 
@@ -38,7 +40,10 @@ def render_home() -> None:
         "- **LIKELY FAKE / LIKELY REAL**: the detectors' combined, calibrated probability that the face is fake is "
         "clearly above / below the decision threshold.\n"
         "- **UNCERTAIN**: the probability lies within the uncertainty band around the threshold. No conclusion.\n"
-        "- **Agreement** says whether the detectors tell the same story; weak agreement means be careful.\n"
+        f"- **Agreement** says whether the detectors tell the same story; weak agreement means be careful. "
+        f"{AGREEMENT_MEANING}\n"
+        "- With the **majority** strategy the result is a vote: \"2 of 5 detectors say fake\"; a detector whose "
+        "score lies inside the uncertainty band abstains.\n"
         "- The **input-quality** panel warns when the picture is smaller, blurrier or more compressed than what the "
         "detectors were trained on.\n"
         "- Threshold, band and how the detectors are combined are set in the sidebar.")

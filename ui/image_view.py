@@ -8,11 +8,13 @@ from typing import Sequence
 import pandas as pd
 import streamlit as st
 
+from analysis.ensemble import AGREEMENT_MEANING, agreement_label, shows_votes, votes_text
+from analysis.report import face_count_text
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
 from visualization.charts import model_probability_chart
 
 from .components import (HEADLINES, caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel,
-                         verdict_badge)
+                         shown_votes, verdict_badge)
 from .exports import report_json, reports_json
 from .runner import ImageView
 
@@ -20,6 +22,10 @@ FACES_SHOWN = 4
 NO_DETECTOR = "no detector available"
 NO_FACE_HELP = ("The detectors only examine faces. Try a larger or sharper picture, lower the smallest face size in "
                 "the sidebar, or turn on \"score the whole picture\" for a close-up crop.")
+
+
+CHART_NOTE = "Beside each detector: how much it weighs in this face's result."
+NOT_VOTING_NOTE = " Grey: detectors the quality gate keeps out of the vote, with the reason."
 
 
 def short_id(text: str) -> str:
@@ -37,12 +43,18 @@ def _decision(report) -> tuple[float, float]:
 def render_summary(views: Sequence[ImageView]) -> None:
     """One row per picture, most suspicious first (shown when several pictures were analysed)."""
     rows = []
+    votes = any(shows_votes((v.report.settings or {}).get("strategy")) for v in views)
     for v in views:
         r = v.report
+        worst = _worst(r.faces)
         rows.append({"Picture": v.name, "Verdict": HEADLINES.get(r.verdict, "ERROR") if not r.error else "ERROR",
-                     "Fake probability": r.probability, "Faces": len(r.faces),
+                     "Fake probability": r.probability, "Faces": 0 if r.whole_image else len(r.faces),
                      "Notes": r.error or r.message or "; ".join((r.quality or {}).get("warnings", [])[:1]) or ""})
+        if votes:   # a vote is shown as votes, not as a probability
+            rows[-1]["Votes"] = votes_text(worst.votes) if worst is not None else ""
     df = pd.DataFrame(rows).sort_values("Fake probability", ascending=False, na_position="last")
+    if votes:
+        df = df.drop(columns=["Fake probability"])[["Picture", "Verdict", "Votes", "Faces", "Notes"]]
     st.dataframe(df, hide_index=True, column_config={
         "Fake probability": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
         "Notes": st.column_config.TextColumn(width="large")})
@@ -68,20 +80,21 @@ def render_image_view(view: ImageView) -> None:
                 quality_panel(report.quality)
             return
         faces = list(report.faces)
-        worst = max(faces, key=lambda f: -1 if f.probability is None else f.probability) if faces else None
+        worst = _worst(faces)
+        count = face_count_text(len(faces), report.whole_image)
         left, right = st.columns([3, 2], gap="large")
         with left:
             if view.picture is not None:
                 st.image(view.picture, width="stretch",
-                         caption=f"{len(faces)} face{'s' if len(faces) != 1 else ''} found · "
-                                 f"{report.width}×{report.height} px · box colour = verdict of that face")
+                         caption=f"{count}{'' if report.whole_image else ' found'} · {report.width}×{report.height} px"
+                                 + ("" if report.whole_image else " · box colour = verdict of that face"))
         with right:
             verdict_badge(report.verdict, report.probability, worst.agreement if worst else None,
-                          subject="Verdict for this picture")
+                          subject="Verdict for this picture", votes=shown_votes(report, worst.votes if worst else None))
             explanation(report.verdict)
             if report.message:
-                st.warning(f"{report.message[0].upper()}{report.message[1:]}. "
-                           + (NO_FACE_HELP if "no face" in report.message else ""))
+                help_text = NO_FACE_HELP if "no face" in report.message and not report.whole_image else ""
+                st.warning(f"{report.message[0].upper()}{report.message[1:]}. {help_text}".strip())
             if len(faces) > 1:
                 st.caption("The picture's verdict is that of its most suspicious face.")
             if report.models_used:
@@ -104,19 +117,31 @@ def render_image_view(view: ImageView) -> None:
                            key=f"dl-{uid}")
 
 
+def _worst(faces):
+    """The face whose probability is the picture's (the most suspicious one), or None."""
+    return max(faces, key=lambda f: -1 if f.probability is None else f.probability) if faces else None
+
+
 def _face_row(view: ImageView, i: int, uid: str, threshold: float, band: float) -> None:
-    face = view.report.faces[i]
+    report = view.report
+    face = report.faces[i]
+    name = "Whole picture" if report.whole_image else f"Face {i + 1}"
+    votes = shown_votes(report, face.votes)
     c1, c2 = st.columns([1, 3], gap="medium")
     with c1:
         if i < len(view.crops):
-            st.image(view.crops[i], width=170, caption=f"Face {i + 1} · {face.size} px")
-        verdict_badge(face.verdict, face.probability, None, subject=f"Face {i + 1}", size="small")
+            st.image(view.crops[i], width=170, caption=f"{name} · {face.size} px")
+        verdict_badge(face.verdict, face.probability, None, subject=name, size="small", votes=votes)
         if face.agreement is not None:
-            st.caption(f"Agreement between detectors: {face.agreement:.2f}")
+            st.caption(f"Agreement between detectors: {face.agreement:.2f} ({agreement_label(face.agreement)})",
+                       help=AGREEMENT_MEANING)
     with c2:
         if face.models:
-            st.plotly_chart(model_probability_chart(face.models, face.probability, threshold, band),
+            st.plotly_chart(model_probability_chart(face.models, face.probability, threshold, band,
+                                                    weights=face.weights, not_voting=report.models_not_voting,
+                                                    votes=votes),
                             key=f"chart-{uid}-{i}", config={"displayModeBar": False})
+            st.caption(CHART_NOTE + (NOT_VOTING_NOTE if report.models_not_voting else ""))
         else:
             st.info("Not scored: no detector was available.")
 

@@ -6,21 +6,20 @@ from pathlib import Path
 import streamlit as st
 
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
+from video.report import person_label
 from visualization.charts import model_probability_chart, video_timeline_chart
 from visualization.overlays import draw_faces, scale_faces
 
-from .components import caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel, verdict_badge
+from .components import (caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel, shown_votes,
+                         verdict_badge)
 from .exports import frames_csv, report_json
-from .image_view import short_id
+from .image_view import CHART_NOTE, NOT_VOTING_NOTE, short_id
 from .runner import VideoView
 
 FRAME_KEY = "video_frame"
-PERSON_KEY = "video_person"
+PERSON_KEY = "video_person"   # + "_" + the analysis's id: whose face the timeline follows
 PEOPLE_PER_ROW = 4
-
-
-def person_label(track: int | None) -> str:
-    return "Unassigned" if track is None else f"Person {int(track) + 1}"
+ANY_PERSON = "Most suspicious face in each frame (any person: the line may jump between people)"
 
 
 def _decision(report) -> tuple[float, float]:
@@ -63,13 +62,15 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
 
     left, right = st.columns([2, 3], gap="large")
     with left:
-        deciding = report.track(summary.get("deciding_track")) if summary.get("deciding_track") is not None else None
-        verdict_badge(report.verdict, report.probability, _agreement(report, deciding), subject="Verdict for the video")
+        deciding = report.track(report.decisive_track) if report.decisive_track is not None else None
+        verdict_badge(report.verdict, report.probability, _agreement(report, deciding),
+                      subject="Verdict for the video" + (f" · from {person_label(deciding.id)}" if deciding else ""),
+                      votes=shown_votes(report, deciding.votes if deciding else None))
         explanation(report.verdict)
         if report.message:
             st.warning(f"{report.message[0].upper()}{report.message[1:]}.")
-        if len(report.tracks) > 1:
-            st.caption("The video's verdict is that of its most suspicious person seen long enough to judge.")
+        if report.decision:
+            st.info(report.decision, icon=":material/person_search:")
     with right:
         c = st.columns(4)
         c[0].metric("Frames analysed", f"{len(frames)}")
@@ -88,12 +89,11 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
         return
     times = [fr.time for fr in frames]
     st.markdown("##### Fake probability over time")
-    track_filter = None
+    track_filter = report.decisive_track
     if len(report.tracks) > 1:
-        options = [None] + [t.id for t in report.tracks]
-        track_filter = st.selectbox("Whose face", options, key=PERSON_KEY,
-                                    format_func=lambda t: "Most suspicious face in each frame" if t is None
-                                    else person_label(t))
+        track_filter = _whose_face(report, uid)
+    if track_filter is not None:
+        st.caption(f"The line follows {_person_words(report, report.track(track_filter))}.")
     if st.session_state.get(FRAME_KEY, 0) not in range(len(frames)):
         st.session_state[FRAME_KEY] = 0
     chart_slot = st.container()   # filled after the slider, so the chart marks the frame the slider shows
@@ -132,8 +132,29 @@ def _agreement(report, track) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
+def _person_words(report, track) -> str:
+    """"Person 1, who decides the video" / "Person 3 (minor: seen in only 1 of 16 frames)" / "Person 2"."""
+    if track is None:
+        return "nobody"
+    if track.id == report.decisive_track:
+        return f"{person_label(track.id)}, who decides the video"
+    return f"{person_label(track.id)} (minor: {track.minor_reason})" if track.minor_reason else person_label(track.id)
+
+
+def _whose_face(report, uid: str) -> int | None:
+    """The timeline's person: the one who decides the video by default, any other, or the most suspicious face in
+    each frame (None). One choice per analysis (the key carries its id), so a new analysis starts on its decider."""
+    options: list[int | None] = [t.id for t in report.tracks] + [None]
+    default = options.index(report.decisive_track) if report.decisive_track in options else 0
+    return st.selectbox("Whose face the timeline follows", options, index=default, key=f"{PERSON_KEY}_{uid}",
+                        format_func=lambda t: ANY_PERSON if t is None else (
+                            person_label(t) + (" (decides the video)" if t == report.decisive_track else "")))
+
+
 def _people(report, uid: str, threshold: float, band: float) -> None:
     st.markdown("##### People in the video")
+    st.caption("Numbered by how much they count: frames seen, face size, detection confidence and sharpness. "
+               "Tiny, brief or uncertainly detected faces are minor: they cannot decide the video on their own.")
     analysed = len(report.frames)
     tracks = list(report.tracks)
     for start in range(0, len(tracks), PEOPLE_PER_ROW):
@@ -143,11 +164,18 @@ def _people(report, uid: str, threshold: float, band: float) -> None:
                 crop = _best_crop(report, track.id)
                 if crop is not None:
                     st.image(crop, width=140)
-                verdict_badge(track.verdict, track.probability, None, subject=person_label(track.id), size="small")
+                decides = track.id == report.decisive_track
+                verdict_badge(track.verdict, track.probability, None, size="small",
+                              subject=person_label(track.id) + (" · decides the video" if decides else ""),
+                              votes=shown_votes(report, track.votes))
                 share = "" if track.fake_share is None else f" · above the threshold in {track.fake_share:.0%} of them"
-                st.caption(f"Seen in {len(track.frames)} of {analysed} frames{share}.")
-                if not track.decisive:
-                    st.caption("Seen too briefly to decide the video's verdict.")
+                size = "" if track.median_size is None else f" · face {track.median_size:.0f} px"
+                st.caption(f"Seen in {len(track.frames)} of {analysed} frames{share}{size}.")
+                if not track.major and track.decisive:
+                    st.caption(f"Minor ({track.minor_reason}). Nobody in this video is seen well enough to decide "
+                               "it alone, so the most suspicious of the minor people decides.")
+                elif not track.major:
+                    st.caption(f"Minor ({track.minor_reason}): cannot decide the video on its own.")
 
 
 def _frame(report, frame, uid: str, threshold: float, band: float) -> None:
@@ -168,10 +196,14 @@ def _frame(report, frame, uid: str, threshold: float, band: float) -> None:
                 c1, c2 = st.columns([1, 2], vertical_alignment="center")
                 if crop is not None:
                     c1.image(crop, width="stretch")
+                votes = shown_votes(report, face.votes)
                 with c2:
                     verdict_badge(face.verdict, face.probability, face.agreement, subject=person_label(face.track),
-                                  size="small")
+                                  size="small", votes=votes)
                 if face.models:
+                    rows = len(face.models) + len(report.models_not_voting) + 1
                     st.plotly_chart(model_probability_chart(face.models, face.probability, threshold, band,
-                                                            height=60 + 30 * (len(face.models) + 1)),
+                                                            height=60 + 30 * rows, weights=face.weights,
+                                                            not_voting=report.models_not_voting, votes=votes),
                                     key=f"frame-chart-{uid}-{i}", config={"displayModeBar": False})
+                    st.caption(CHART_NOTE + (NOT_VOTING_NOTE if report.models_not_voting else ""))

@@ -16,14 +16,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from analysis.ensemble import verdict_for
+from analysis.ensemble import count_votes, verdict_for
 from analysis.errors import MediaError
-from analysis.quality import assess_video_quality
+from analysis.quality import assess_video_quality, face_sharpness
 from analysis.report import join_notes
 from analysis.settings import AnalysisSettings
 
-from .aggregate import (AggregationParams, decisive_tracks, frame_probability, mean_per_model, summarize,
-                        video_probability)
+from .aggregate import (AggregationParams, TrackFaces, decision_text, decisive_tracks, frame_probability,
+                        importance_order, mean_per_model, summarize, track_importance, video_probability)
 from .decode import DecodedFrame, VideoInfo, open_reader, probe_video
 from .report import FrameFace, FrameResult, TrackResult, VideoReport, encode_jpeg
 from .sampling import SamplePlan, VideoOptions, sample_indices
@@ -286,22 +286,39 @@ def _analyse_batch(batch: list[DecodedFrame], analyzer: Any, finder: Any, names:
         crops_jpeg = [encode_jpeg(face.crop, options.crop_side)[0] if options.keep_thumbnails else None
                       for face in faces]
         timer.add("thumbnails", time.perf_counter() - t)
+        t = time.perf_counter()
+        sharp = [face_sharpness(frame.rgb, face.box) for face in faces]   # how much each person counts
+        timer.add("sharpness", time.perf_counter() - t)
         results.append(FrameResult(
             index=frame.index, time=round(frame.time, 4),
-            faces=[FrameFace.from_result(r, crop_jpeg=c) for r, c in zip(face_results, crops_jpeg)],
+            faces=[FrameFace.from_result(r, crop_jpeg=c, sharpness=None if v is None else round(v, 1))
+                   for r, c, v in zip(face_results, crops_jpeg, sharp)],
             thumbnail=thumb, thumb_scale=scale))
     return results
 
 
 def _aggregate(report: VideoReport, settings: AnalysisSettings, analysed: int,
                params: AggregationParams | None = None, track_params: TrackParams | None = None) -> None:
+    """Tracks, their importance and verdicts, and the video's verdict from its most suspicious person who counts.
+    Track ids are renumbered by importance (track 0 = "Person 1", the person who counts most)."""
     threshold, band = settings.threshold, settings.band
     frames = report.frames
     ids = link_tracks([[face.box for face in fr.faces] for fr in frames], [fr.time for fr in frames],
                       [[face.landmarks for face in fr.faces] for fr in frames], track_params)
+    by_link: dict[int, list[FrameFace]] = {}
     for fr, frame_ids in zip(frames, ids):
         for face, tid in zip(fr.faces, frame_ids):
-            face.track = tid
+            by_link.setdefault(tid, []).append(face)
+    sides = [face.size for faces in by_link.values() for face in faces]
+    frame_side = min(report.width or 0, report.height or 0) or max(sides, default=1)
+    linked = track_importance({tid: TrackFaces(sides=[f.size for f in faces], scores=[f.score for f in faces],
+                                               sharpness=[f.sharpness for f in faces if f.sharpness is not None])
+                               for tid, faces in by_link.items()}, analysed, frame_side, params)
+    renumber = {old: new for new, old in enumerate(importance_order(linked))}
+    importance = {renumber[old]: imp for old, imp in linked.items()}
+    for fr, frame_ids in zip(frames, ids):
+        for face, tid in zip(fr.faces, frame_ids):
+            face.track = renumber[tid]
         fr.probability = frame_probability([face.probability for face in fr.faces])
         fr.verdict = verdict_for(fr.probability, threshold, band)
 
@@ -309,26 +326,31 @@ def _aggregate(report: VideoReport, settings: AnalysisSettings, analysed: int,
     for fr in frames:
         for face in fr.faces:
             by_track.setdefault(face.track, []).append((fr, face))
-    decisive = set(decisive_tracks({t: len(v) for t, v in by_track.items()}, analysed, params))
+    decisive = set(decisive_tracks(importance))
     tracks = []
     for tid in sorted(by_track):
         members = by_track[tid]
         s = summarize([face.probability for _, face in members], threshold, params)
+        imp = importance[tid]
+        models = mean_per_model([face.models for _, face in members])
         tracks.append(TrackResult(
             id=tid, frames=[fr.index for fr, _ in members], times=[fr.time for fr, _ in members],
-            models=mean_per_model([face.models for _, face in members]),
-            probability=_r(s.probability), verdict=verdict_for(s.probability, threshold, band),
+            models=models, probability=_r(s.probability), verdict=verdict_for(s.probability, threshold, band),
             fake_share=_r(s.fake_share), mean=_r(s.mean), top_mean=_r(s.top_mean), max=_r(s.max),
             method=s.method, decisive=tid in decisive,
-            mean_size=round(float(np.mean([face.size for _, face in members])), 1)))
+            mean_size=round(float(np.mean([face.size for _, face in members])), 1),
+            importance=imp.score, major=imp.major, minor_reason=imp.minor_reason, median_size=imp.median_side,
+            relative_size=imp.relative_side, detection_score=imp.detection_score, sharpness=imp.sharpness,
+            votes=count_votes(models, threshold, band) if models else {}))
     report.tracks = tracks
-    report.probability, worst = video_probability({t.id: t.probability for t in tracks},
-                                                  [t.id for t in tracks if t.decisive])
+    report.probability, report.decisive_track = video_probability({t.id: t.probability for t in tracks},
+                                                                  [t.id for t in tracks if t.decisive])
     report.verdict = verdict_for(report.probability, threshold, band)
+    report.decision = decision_text(importance, report.decisive_track)
     over_frames = summarize([fr.probability for fr in frames], threshold, params)
     report.summary.update({
         "frames_analysed": analysed, "frames_with_faces": sum(1 for fr in frames if fr.faces),
-        "faces": sum(len(fr.faces) for fr in frames), "tracks": len(tracks), "deciding_track": worst,
+        "faces": sum(len(fr.faces) for fr in frames), "tracks": len(tracks),
         "frame_probability": over_frames.to_dict(),
     })
 

@@ -2,7 +2,10 @@
 
 `to_dict()` is JSON-safe and small: thumbnails and face crops (JPEG bytes, for the dashboard) live in fields
 marked `json: False`, which `to_dict()` leaves out. Face entries are shaped like the image report's
-(`analysis.report.FaceResult`) plus `"track"`.
+(`analysis.report.FaceResult`) plus `"track"` and `"sharpness"`.
+
+Tracks (people) are numbered by importance: track 0 is "Person 1", the person who counts most (see
+video.aggregate.TrackImportance); `person_label` is how every report, CLI line and dashboard card names them.
 """
 from __future__ import annotations
 
@@ -16,6 +19,11 @@ from analysis.report import FaceResult
 from analysis.report import json_safe as _jsonable
 
 _NO_JSON = {"json": False}
+
+
+def person_label(track: int | None) -> str:
+    """The name of a track everywhere: "Person 1" for track 0 (the most important person), ..."""
+    return "Unassigned" if track is None else f"Person {int(track) + 1}"
 
 
 def decode_jpeg(data: bytes | None) -> np.ndarray | None:
@@ -42,6 +50,7 @@ def encode_jpeg(rgb: np.ndarray, max_side: int, quality: int = 85) -> tuple[byte
 class FrameFace(FaceResult):
     """One face in one frame: the image report's FaceResult plus the track (person) it belongs to."""
     track: int | None = None
+    sharpness: float | None = None      # analysis.quality.sharpness of the face box (higher = sharper)
     crop_jpeg: bytes | None = field(default=None, repr=False, compare=False, metadata=_NO_JSON)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,10 +61,10 @@ class FrameFace(FaceResult):
         return decode_jpeg(self.crop_jpeg)
 
     @classmethod
-    def from_result(cls, result: FaceResult, track: int | None = None,
-                    crop_jpeg: bytes | None = None) -> "FrameFace":
+    def from_result(cls, result: FaceResult, track: int | None = None, crop_jpeg: bytes | None = None,
+                    sharpness: float | None = None) -> "FrameFace":
         values = {f.name: getattr(result, f.name) for f in fields(FaceResult)}
-        return cls(**values, track=track, crop_jpeg=crop_jpeg)
+        return cls(**values, track=track, crop_jpeg=crop_jpeg, sharpness=sharpness)
 
 
 @dataclass
@@ -92,8 +101,16 @@ class TrackResult:
     top_mean: float | None = None
     max: float | None = None
     method: str = "none"                # how `probability` was aggregated (see video.aggregate)
-    decisive: bool = True               # long enough to decide the video's verdict
+    decisive: bool = True               # may decide the video: a major track, or any track when none is major
     mean_size: float | None = None      # mean face size in pixels
+    importance: float | None = None     # 0..1: frames seen, face size, detection score, sharpness (TrackImportance)
+    major: bool = True                  # may decide the video on its own: not tiny, brief or uncertainly detected
+    minor_reason: str | None = None     # why not, in words ("seen in only 3 of 16 frames; small face (22 px, ...)")
+    median_size: float | None = None    # median face side in pixels
+    relative_size: float | None = None  # ... divided by the frame's shorter side
+    detection_score: float | None = None   # mean face-detector probability
+    sharpness: float | None = None      # median sharpness of the face
+    votes: dict[str, int] = field(default_factory=dict)   # each detector's verdict on its mean over the track
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(self)
@@ -107,6 +124,8 @@ class VideoReport:
     tracks: list[TrackResult] = field(default_factory=list)
     probability: float | None = None    # of the most suspicious decisive track
     verdict: str | None = None
+    decisive_track: int | None = None   # the track (person) whose probability is the video's
+    decision: str | None = None         # who decides the video and why the others do not, one sentence
     error: str | None = None            # the media is bad (one line); results below are what was sound
     message: str | None = None          # non-error note: "no face found...", "cancelled", "partial result..."
     metadata: dict[str, Any] = field(default_factory=dict)   # width, height, fps (verified), duration, codec...

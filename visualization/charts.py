@@ -1,7 +1,7 @@
 """Plotly figures: per-detector probabilities of one face, and probabilities over a video's time line."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import plotly.graph_objects as go
 
@@ -10,6 +10,8 @@ from analysis.ensemble import verdict_for
 from .overlays import UNCERTAIN, verdict_color
 
 ENSEMBLE = "Ensemble"
+MAJORITY_VOTE = "Majority vote"   # the ensemble's row when its result is a count of votes
+NOT_VOTING_COLOR = "#bdbdbd"      # detectors the quality gate left out: grey, with their reason
 # Distinct, colour-blind-friendly line colours for up to eight detectors (Okabe-Ito without black).
 DETECTOR_PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999"]
 _FONT = dict(family="Source Sans Pro, sans-serif", size=13)
@@ -38,30 +40,63 @@ def _decision_zones(fig: go.Figure, threshold: float, band: float, axis: str) ->
                       annotation_font_size=11)
 
 
+def _bold(text: str) -> str:
+    return f"<b>{text}</b>"
+
+
 def model_probability_chart(models: Mapping[str, float], ensemble: float | None, threshold: float = 0.5,
-                            band: float = 0.1, title: str | None = None, height: int | None = None) -> go.Figure:
+                            band: float = 0.1, title: str | None = None, height: int | None = None,
+                            weights: Mapping[str, float] | None = None,
+                            not_voting: Sequence[Mapping[str, Any]] | None = None,
+                            votes: Mapping[str, int] | None = None) -> go.Figure:
     """Horizontal bars: each detector's calibrated fake probability, and the ensemble's at the top, coloured by
-    the side of the threshold they fall on; the threshold and the uncertainty band drawn across."""
-    names = list(models)
-    values = [float(models[n]) for n in names]
+    the side of the threshold they fall on; the threshold and the uncertainty band drawn across.
+
+    `weights`: each detector's share in the ensemble, written beside its name. `not_voting`: the report's
+    `models_not_voting` ({"name", "reason"}), drawn as grey rows with their reason and no bar. `votes`: the
+    ensemble's votes ({"fake", "real", "abstain"}) when its result is a vote (the majority strategy): its row is
+    then "Majority vote" and reads "2/5 fake" rather than a probability."""
+    weights = weights or {}
+    grey = [e for e in not_voting or [] if e.get("name") not in models]
+    names = [str(e.get("name")) for e in grey] + list(models)
+    values = [0.0] * len(grey) + [float(models[n]) for n in models]
+    labels = [f"<span style='color:#9e9e9e'>{n} · not voting</span>" for n in names[:len(grey)]]
+    labels += [f"{n} · weight {weights[n]:.0%}" if n in weights else n for n in models]
+    colors = [NOT_VOTING_COLOR] * len(grey) + [verdict_color(_verdict(v, threshold, band)) for v in values[len(grey):]]
+    numbers = ["–"] * len(grey) + [f"{v:.0%}" for v in values[len(grey):]]
+    hovers = [f"{e.get('name')}: not voting ({e.get('reason') or 'left out'})" for e in grey]
+    hovers += [f"{n}: {v:.1%} fake" + (f", weight {weights[n]:.0%}" if n in weights else "")
+               for n, v in zip(names[len(grey):], values[len(grey):])]
     if ensemble is not None:
-        names = names + [ENSEMBLE]
-        values = values + [float(ensemble)]
-    colors = [verdict_color(_verdict(v, threshold, band)) for v in values]
-    labels = [f"<b>{n}</b>" if n == ENSEMBLE else n for n in names]
+        if votes:
+            total = sum(int(v) for v in votes.values())
+            labels.append(_bold(MAJORITY_VOTE))
+            numbers.append(_bold(f"{int(votes.get('fake', 0))}/{total} fake"))
+            hovers.append(f"{MAJORITY_VOTE}: {int(votes.get('fake', 0))} fake, {int(votes.get('real', 0))} real, "
+                          f"{int(votes.get('abstain', 0))} abstaining")
+        else:
+            labels.append(_bold(ENSEMBLE))
+            numbers.append(_bold(f"{float(ensemble):.0%}"))
+            hovers.append(f"{ENSEMBLE}: {float(ensemble):.1%} fake")
+        names.append(ENSEMBLE)
+        values.append(float(ensemble))
+        colors.append(verdict_color(_verdict(float(ensemble), threshold, band)))
     fig = go.Figure(go.Bar(
         x=values, y=labels, orientation="h", marker_color=colors,
         marker_line_width=[2 if n == ENSEMBLE else 0 for n in names], marker_line_color="#263238",
-        hovertemplate="%{y}: %{x:.1%} fake<extra></extra>",
+        customdata=hovers, hovertemplate="%{customdata}<extra></extra>",
     ))
-    for label, v in zip(labels, values):  # the numbers in their own column, clear of the bars and the threshold
+    for label, number in zip(labels, numbers):  # the numbers in their own column, clear of the bars and the threshold
         fig.add_annotation(x=1.0, xref="paper", xanchor="left", xshift=8, y=label, yref="y", showarrow=False,
-                           text=f"<b>{v:.0%}</b>" if label.startswith("<b>") else f"{v:.0%}",
-                           font=dict(size=13, color="#263238"))
+                           text=number, font=dict(size=13, color="#263238"))
+    for label, entry in zip(labels, grey):      # why a detector does not vote, where its bar would be
+        fig.add_annotation(x=0.01, xref="x", xanchor="left", y=label, yref="y", showarrow=False,
+                           text=f"not voting: {entry.get('reason') or 'left out'}",
+                           font=dict(size=11, color="#757575"))
     _decision_zones(fig, threshold, band, "x")
     fig.update_layout(
         title=dict(text=title, font_size=14) if title else None, font=_FONT, showlegend=False,
-        height=height or 70 + 34 * len(names), margin=dict(l=10, r=52, t=40 if title else 28, b=30),
+        height=height or 70 + 34 * len(names), margin=dict(l=10, r=78 if votes else 52, t=40 if title else 28, b=30),
         xaxis=dict(range=[0, 1.0], tickformat=".0%", title="probability of FAKE", fixedrange=True,
                    tickvals=[0, 0.25, 0.5, 0.75, 1.0]),
         yaxis=dict(fixedrange=True, automargin=True), plot_bgcolor="white", bargap=0.35,
