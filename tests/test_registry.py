@@ -79,10 +79,14 @@ def test_duplicate_registration_and_bad_specs_are_refused():
 
 
 def test_timm_normalisation_matches_timm_pretrained_configs():
-    for name in ("xception", "efficientnet_b3", "swin"):
+    for name in ("efficientnet_b3", "swin"):
         spec = get_spec(name)
         cfg = timm.get_pretrained_cfg(spec.architecture.removeprefix("timm/"))
         assert spec.mean == tuple(cfg.mean) and spec.std == tuple(cfg.std)
+    # the Keras-started Xception scales as Keras's preprocess_input does, which is also timm's tf_in1k config
+    from detectors.xception_start import MEAN, STD
+    cfg = timm.get_pretrained_cfg("legacy_xception")
+    assert get_spec("xception").mean == MEAN == tuple(cfg.mean) and get_spec("xception").std == STD == tuple(cfg.std)
 
 
 @pytest.mark.parametrize("name", NAMES)
