@@ -29,6 +29,7 @@ evaluated split, and `--out-operating-point converted_models/ensemble.json` writ
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -427,6 +428,9 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
     except ValueError as exc:
         raise DataError(str(exc)) from None
     analyzer = Analyzer(models_dir, list(names) if names else None)
+    if threshold is None and band is None and not operating_point_split:
+        # judged as the app judges by default: at the models' validated operating point when it applies
+        settings = analyzer.resolve_settings(dataclasses.replace(settings, threshold=None, band=None))
     for name, why in analyzer.load_errors.items():
         if names or "no artifact" not in why:
             log.warning("%s not loaded: %s", name, why)

@@ -214,8 +214,7 @@ def model_card(folder: Path, baseline: Baseline | None = None) -> str:
 {STARTS.get(m.name, "not recorded").format(keras_sha=KERAS_SHA256)}
 
 ## Data
-Trained on `../shared/data` prepared by `train/prepare.py` (the app's own face finder and margin)
-{_data_line(training)}. Splits are grouped: no source video or photo is on two sides. A source of fakes only
+Trained on `../shared/data` prepared by `train/prepare.py` (the app's own face finder and margin){_data_line(training)}. Splits are grouped: no source video or photo is on two sides. A source of fakes only
 (Stable Diffusion faces, `sdfd`) is scored against the real photographs of its partner source
 ({_pairs(training)}).
 
