@@ -9,7 +9,6 @@ weights with strict=True, upcast to float32. Every refusal is an ArtifactError w
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
+from detectors.checksums import sha256_bytes
 from detectors.preprocess import to_tensor_batch
 from detectors.registry import DetectorSpec, build_model, detector_names, get_spec, model_kwargs_for
 
@@ -128,10 +128,6 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise ArtifactError(f"cannot store a {type(value).__name__} in manifest.json: {value!r}"[:200])
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _stored_state_dict(model: nn.Module, dtype: str = WEIGHTS_DTYPE) -> dict[str, torch.Tensor]:

