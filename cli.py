@@ -125,8 +125,9 @@ def _print_human(report: dict[str, Any]) -> None:
         agreement = face.get("agreement")
         label = "whole picture" if report.get("whole_image") else f"face {i}"
         print(f"  {label}: box [{box}] detector score {face['score']:.3f} -> {face.get('verdict')} "
-              f"({_result_text(face.get('probability'), face.get('votes'), strategy)}) "
-              f"agreement {agreement or 0:.2f} ({agreement_label(agreement)})")
+              f"({_result_text(face.get('probability'), face.get('votes'), strategy)})"
+              + (f" agreement {agreement:.2f} ({agreement_label(agreement)})" if agreement is not None
+                 else " agreement n/a (one detector)"))
         weights = face.get("weights") or {}
         for name, p in face["models"].items():
             weight = f"  weight {weights[name]:.0%}" if name in weights else ""

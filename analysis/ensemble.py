@@ -33,7 +33,7 @@ MAJORITY = "majority"   # the strategy whose result is a vote count, shown as vo
 class EnsembleResult:
     probability: float
     verdict: str
-    agreement: float
+    agreement: float | None
     strategy: str
     votes: dict[str, int] = field(default_factory=dict)      # {"fake", "real", "abstain"}: detectors per vote
     weights: dict[str, float] = field(default_factory=dict)  # each detector's share in `probability` (sums to 1)
@@ -133,11 +133,12 @@ def verdict_for(probability: float | None, threshold: float, band: float) -> str
     return FAKE if probability >= threshold else REAL
 
 
-def agreement(probs: Mapping[str, float]) -> float:
+def agreement(probs: Mapping[str, float]) -> float | None:
     """How closely the detectors' calibrated probabilities agree, whatever the threshold (AGREEMENT_MEANING):
-    1 - 2 x their mean absolute deviation from their mean, in [0, 1]. One detector agrees with itself."""
+    1 - 2 x their mean absolute deviation from their mean, in [0, 1]. None for a single detector: one voice
+    cannot agree or disagree, and "strong agreement" would overstate it."""
     if len(probs) <= 1:
-        return 1.0
+        return None
     p = np.array(list(probs.values()), dtype=float)
     spread = float(np.mean(np.abs(p - p.mean())))               # 0 .. 0.5 (half at 0, half at 1)
     return float(round(min(max(1.0 - 2.0 * spread, 0.0), 1.0), 4))

@@ -107,7 +107,7 @@ def test_agreement():
     assert agreement({"a": 0.99, "b": 0.01}) == pytest.approx(0.0, abs=0.02)
     mixed = agreement({"a": 0.9, "b": 0.8, "c": 0.2})
     assert 0.2 < mixed < 0.8
-    assert agreement({"a": 0.3}) == 1.0
+    assert agreement({"a": 0.3}) is None and agreement_label(agreement({"a": 0.3})) == "n/a"   # one voice
     assert agreement({"a": 0.0, "b": 1.0, "c": 0.0, "d": 1.0}) == 0.0      # the largest spread there is
     assert "threshold does not change it" in AGREEMENT_MEANING
 
