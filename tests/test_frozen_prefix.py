@@ -123,3 +123,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     best = fp.run(fp.build_parser().parse_args(argv + ["--resume"]))
     history = torch.load(best, weights_only=True)["training"]["history"]
     assert [h["epoch"] for h in history] == [0, 1, 2] and history[0] == first[0]
+
+
+def test_a_detector_without_an_offline_start_is_refused(tmp_path):
+    argv = ["--name", "swin", "--data", str(tmp_path), "--cut", "layers", "--out", str(tmp_path / "run")]
+    with pytest.raises(SystemExit, match="no offline ImageNet start"):
+        fp.run(fp.build_parser().parse_args(argv))

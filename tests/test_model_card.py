@@ -19,24 +19,10 @@ def test_model_cards_from_manifests(tiny_models_dir, tmp_path):
 
 
 def _crop_index(root):
-    import cv2
-    import numpy as np
+    from train.synthetic import write_crop_index
 
-    from train.data import Sample, write_index
-    from train.synthetic import make_pair
-
-    rng = np.random.default_rng(1)
-    samples = []
-    for split, n in (("val", 12), ("test", 6)):
-        for i in range(n):
-            for label in (0, 1):
-                path = root / "crops" / f"{split}_{label}_{i}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(path), make_pair(rng, 64)[label])
-                samples.append(Sample(path=str(path), label=label, group=f"{split}{label}{i}",
-                                      source="dfdc" if i % 2 else "ffhq_stylegan2", split=split,
-                                      original=f"/m/{split}_{label}_{i}.png", score=0.99))
-    return write_index(root / "index.csv", samples)
+    return write_crop_index(root, {"val": 12, "test": 6}, seed=1,
+                            source=lambda i: "dfdc" if i % 2 else "ffhq_stylegan2")
 
 
 def test_ensemble_summary_with_baseline_operating_point_clips_and_calibration(tiny_models_dir, tmp_path, capsys):

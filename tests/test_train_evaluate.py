@@ -10,7 +10,7 @@ import pytest
 
 from train import evaluate as ev
 from train.data import Sample, write_index
-from train.synthetic import make_pair, write_dataset
+from train.synthetic import make_pair, write_crop_index, write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -282,18 +282,7 @@ def test_video_level_uses_the_engine_clip_over_the_mean_of_frames():
 @pytest.fixture(scope="module")
 def split_index(tmp_path_factory) -> Path:
     """A crop index with a validation split (30 real, 30 fake) and a test split (10 + 10)."""
-    root = tmp_path_factory.mktemp("split_idx")
-    rng = np.random.default_rng(5)
-    samples = []
-    for split, n in (("val", 30), ("test", 10)):
-        for i in range(n):
-            for label in (0, 1):
-                path = root / "crops" / f"{split}_{label}_{i}.png"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(path), make_pair(rng, 64)[label])
-                samples.append(Sample(path=str(path), label=label, group=f"{split}{label}{i}", source="tex",
-                                      split=split, original=f"/media/{split}_{label}_{i}.png", score=0.99))
-    return write_index(root / "index.csv", samples)
+    return write_crop_index(tmp_path_factory.mktemp("split_idx"), {"val": 30, "test": 10}, seed=5)
 
 
 def test_operating_point_chosen_on_val_written_and_applied_to_test(tiny_models_dir, split_index, tmp_path):

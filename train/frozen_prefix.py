@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from detectors.preprocess import check_crop, resize_rgb, to_tensor_batch
-from detectors.registry import build_model, get_spec
+from detectors.registry import build_model, detector_names, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature, fit_temperature
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
@@ -164,7 +164,6 @@ class FeatureSet:
     labels: np.ndarray          # (N,) int
     sources: list[str]
     clean: np.ndarray           # (N,) bool: an unaugmented crop (the probe uses only these)
-    samples: list[Sample]       # the crop each row came from
 
     def batch(self, idx: np.ndarray | slice, flip: np.ndarray | None = None
               ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -430,8 +429,7 @@ def _feature_set(split: PrefixSplit, samples: list[Sample], rows, key_dir: Path,
     feats, pixels = build_cache(split, samples, rows, key_dir, name, size, spec.mean, spec.std, seed)
     return FeatureSet(features=np.asarray(feats), pixels=None if pixels is None else np.asarray(pixels),
                       mean=tuple(spec.mean), std=tuple(spec.std), labels=np.array([r[2] for r in rows], dtype=np.int64),
-                      sources=[samples[r[0]].source for r in rows], clean=np.array([r[1] == "clean" for r in rows]),
-                      samples=[samples[r[0]] for r in rows])
+                      sources=[samples[r[0]].source for r in rows], clean=np.array([r[1] == "clean" for r in rows]))
 
 
 def run(args: argparse.Namespace) -> Path:
@@ -440,6 +438,9 @@ def run(args: argparse.Namespace) -> Path:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = get_spec(args.name)
+    if not spec.offline_start:
+        raise SystemExit(f"{args.name} has no offline ImageNet start: frozen-prefix training needs one "
+                         f"({', '.join(n for n in detector_names() if get_spec(n).offline_start)} have one)")
     try:
         pair_reals = parse_pairs(args.pair_reals)
     except DataError as exc:

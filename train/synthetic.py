@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -84,6 +85,26 @@ def write_dataset(root: str | Path, layout: str = "flat", n: int = 32, size: int
             writer.writeheader()
             writer.writerows(rows)
     return root
+
+
+def write_crop_index(root: str | Path, per_split: dict[str, int], seed: int = 0, size: int = 64,
+                     source: Callable[[int], str] = lambda i: "tex") -> Path:
+    """A prepared crop index (as train/prepare.py writes it) of `per_split[split]` real/fake texture pairs per
+    split, one group per crop; `source(i)` names the source of pair i."""
+    from train.data import Sample, write_index
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for split, n in per_split.items():
+        for i in range(n):
+            for label in (0, 1):
+                path = root / "crops" / f"{split}_{label}_{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(path), make_pair(rng, size)[label])
+                samples.append(Sample(path=str(path), label=label, group=f"{split}{label}{i}", source=source(i),
+                                      split=split, original=f"/media/{split}_{label}_{i}.png", score=0.99))
+    return write_index(root / "index.csv", samples)
 
 
 def main(argv: list[str] | None = None) -> int:
