@@ -21,7 +21,7 @@ from detectors.artifacts import LoadedDetector, load_detectors
 from detectors.gate import GATE_FLOOR, GateDecision, gate_decision
 from detectors.registry import detector_names, get_spec
 
-from .ensemble import STRATEGIES, combine, verdict_for
+from .ensemble import STRATEGIES, EnsembleResult, combine, verdict_for
 from .errors import MediaError
 from .faces import Face, FaceFinder, square_crop
 from .media import LoadedImage, load_image
@@ -51,6 +51,15 @@ def model_weight(detector: LoadedDetector) -> float:
     if auc is None:
         return 1.0
     return max(auc - 0.5, 0.01)
+
+
+def set_ensemble(face: FaceResult, ens: EnsembleResult | None) -> None:
+    """Write an ensemble result into a face's result fields (clears them for None: no detector scored it)."""
+    face.probability = None if ens is None else round(ens.probability, 5)
+    face.verdict = None if ens is None else ens.verdict
+    face.agreement = None if ens is None else ens.agreement
+    face.votes = {} if ens is None else ens.votes
+    face.weights = {} if ens is None else ens.weights
 
 
 @dataclass
@@ -255,29 +264,29 @@ class Analyzer:
             settings = self.resolve_settings(settings)
         names = list(logits)
         calibrated = {n: self.detectors[n].calibrate(logits[n]) for n in names}
-        temps = {n: float(self.detectors[n].manifest.temperature) for n in names}
         results: list[FaceResult] = []
         for i, face in enumerate(faces):
             probs = {n: float(calibrated[n][i]) for n in names}
-            cal_logits = {n: float(logits[n][i]) / temps[n] for n in names}
-            box = [float(v) for v in face.box]
+            raw = {n: float(logits[n][i]) for n in names}
             result = FaceResult(
-                box=[round(v, 1) for v in box], score=round(float(face.score), 4),
+                box=[round(float(v), 1) for v in face.box], score=round(float(face.score), 4),
                 models={n: round(p, 5) for n, p in probs.items()}, probability=None, verdict=None,
-                logits={n: round(float(logits[n][i]), 4) for n in names},
+                logits={n: round(v, 4) for n, v in raw.items()},
                 landmarks=[[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks]
                 if face.landmarks is not None else None,
-                size=int(round(max(box[2] - box[0], box[3] - box[1]))),
+                size=int(round(face.visible_size)),
             )
-            if probs:
-                ens = combine(probs, cal_logits, settings, self.weights)
-                result.probability = round(ens.probability, 5)
-                result.verdict = ens.verdict
-                result.agreement = ens.agreement
-                result.votes = ens.votes
-                result.weights = ens.weights
+            set_ensemble(result, self.combine_face(probs, raw, settings) if probs else None)
             results.append(result)
         return results
+
+    def combine_face(self, probs: dict[str, float], logits: dict[str, float],
+                     settings: AnalysisSettings) -> EnsembleResult:
+        """The ensemble of one face from each detector's calibrated probability and raw logit (calibrated here
+        with the detector's manifest temperature). Also what re-combines a stored result under new settings."""
+        calibrated = {n: float(logits[n]) / float(self.detectors[n].manifest.temperature) for n in probs
+                      if n in logits and n in self.detectors}
+        return combine(probs, calibrated, settings, self.weights)
 
     # ---- the image pipeline -----------------------------------------------------------------
     def analyze_image(self, source: str | Path | bytes, settings: AnalysisSettings | None = None, *,

@@ -7,15 +7,18 @@ videos. Bad media never raises: the report carries a one-line `error` and whatev
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from analysis.analyzer import set_ensemble
 from analysis.ensemble import count_votes, verdict_for
 from analysis.errors import MediaError
 from analysis.quality import assess_video_quality, face_sharpness
@@ -357,3 +360,46 @@ def _aggregate(report: VideoReport, settings: AnalysisSettings, analysed: int,
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(float(value), 5)
+
+
+# Settings decided while the video is analysed (which faces are found, how they are cropped): a stored report
+# cannot answer a change of these, only a new analysis can.
+FACE_SETTINGS = ("margin", "min_face_size", "face_threshold", "max_faces", "detect_max_side", "max_pixels")
+
+
+@dataclass
+class Rescored:
+    """A stored video report with its per-face detector scores combined again under other settings."""
+    report: VideoReport
+    not_run: list[str] = field(default_factory=list)   # chosen detectors without stored scores (need a new analysis)
+    changed: list[str] = field(default_factory=list)   # FACE_SETTINGS that differ (need a new analysis); kept as before
+
+
+def rescore_video(report: VideoReport, analyzer: Any, settings: AnalysisSettings) -> Rescored:
+    """`report` under new threshold, band, strategy and detector choice, from its stored per-face scores: each
+    face's ensemble again (Analyzer.combine_face), then frames, people and the video's verdict (_aggregate). The
+    original is left as it is. Detectors that were not run and changed FACE_SETTINGS cannot be applied from stored
+    scores: they are listed, the detectors that were run and the settings of the analysis are used instead.
+    ValueError for an unknown detector name."""
+    stored = list(report.models_used)
+    old = report.settings or {}
+    changed = [k for k in FACE_SETTINGS if k in old and old[k] != getattr(settings, k)]
+    wanted = analyzer.active_detectors(settings)
+    not_run = [n for n in wanted if n not in stored]
+    usable = [n for n in wanted if n in stored]
+    if not usable:   # nothing chosen was scored: the analysis stays as it was
+        return Rescored(report=report, not_run=not_run, changed=changed)
+    kept = {k: old[k] for k in changed}
+    if not_run:
+        kept["detectors"] = usable
+    new = copy.deepcopy(report)   # the JPEG bytes are immutable and shared, not copied
+    note_before = analyzer.gate_note()
+    plan = analyzer.begin_report(new, dataclasses.replace(settings, **kept))
+    for face in new.faces:
+        face.models = {n: face.models[n] for n in plan.names if n in face.models}
+        face.logits = {n: face.logits[n] for n in plan.names if n in face.logits}
+        set_ensemble(face, analyzer.combine_face(face.models, face.logits, plan.settings) if face.models else None)
+    _aggregate(new, plan.settings, len(new.frames))
+    notes = [n for n in (report.message or "").split("; ") if n and n != note_before]
+    new.message = join_notes(*notes, plan.note)
+    return Rescored(report=new, not_run=not_run, changed=changed)
