@@ -2,6 +2,7 @@
 """Command line of the deepfake detector.
 
   python cli.py analyze photo.jpg clip.mp4 folder/ [--json]   one report per file
+  python cli.py analyze photo.jpg --report report.html        also a self-contained HTML report to share
   python cli.py models [--json]                               the detectors, their weights, the operating point
   python cli.py serve --host 127.0.0.1 --port 8000            the HTTP API
   python cli.py scan PATH_OR_LIST --out results.jsonl         batch scanning (local processes or Ray)
@@ -83,7 +84,7 @@ def _result_text(probability: float | None, votes: dict[str, int] | None, strate
 def _print_human(report: dict[str, Any]) -> None:
     from analysis.ensemble import AGREEMENT_MEANING, agreement_label
     from analysis.report import face_count_text, not_voting_text
-    from video.report import person_label
+    from video.report import person_label, track_role
     head = f"{report['path']}  [{report.get('kind')}]"
     partial = report.get("frames") or report.get("faces")
     if report.get("error"):
@@ -111,8 +112,7 @@ def _print_human(report: dict[str, Any]) -> None:
             print(f"  decision: {report['decision']}")
         analysed = len(report.get("frames", []))
         for t in report.get("tracks", []):
-            role = ("decides the video" if t.get("id") == report.get("decisive_track")
-                    else f"minor: {t['minor_reason']}" if t.get("minor_reason") else "counts, less suspicious")
+            role = track_role(t.get("id"), report.get("decisive_track"), t.get("minor_reason"))
             print(f"  {person_label(t['id'])}: {t.get('verdict')} "
                   f"({_result_text(t.get('probability'), t.get('votes'), strategy)}) in {len(t.get('frames', []))} "
                   f"of {analysed} frames, fake share {t.get('fake_share') or 0:.2f}, importance "
@@ -138,10 +138,48 @@ def _print_human(report: dict[str, Any]) -> None:
         print(f"  ({AGREEMENT_MEANING})")
 
 
+def report_targets(report: str, inputs: list[Path]) -> dict[Path, Path]:
+    """Where `--report` writes each input's HTML report: the file itself for one input, else a folder with
+    `<name>.report.html` per input. ValueError when several inputs would share one .html file."""
+    target = Path(report)
+    if len(inputs) == 1 and not target.is_dir() and not report.endswith(("/", os.sep)):
+        return {inputs[0]: target}
+    if target.suffix.lower() in (".html", ".htm") and not target.is_dir():
+        raise ValueError(f"--report {report}: several files are analysed, so --report names a folder "
+                         "(one <name>.report.html per file)")
+    out: dict[Path, Path] = {}
+    taken: set[str] = set()
+    for path in inputs:
+        name, n = f"{path.stem}.report.html", 1
+        while name in taken:
+            n += 1
+            name = f"{path.stem}-{n}.report.html"
+        taken.add(name)
+        out[path] = target / name
+    return out
+
+
+def _write_html(result: Any, path: Path, target: Path, max_pixels: int) -> None:
+    """The HTML report of one input; a failure is a warning, never the end of the batch."""
+    from analysis.html_report import ReportPictures, load_pictures, render_html_report
+    try:
+        try:
+            pictures = load_pictures(result, path, max_pixels)
+        except Exception:  # noqa: BLE001 - the report is still worth writing without the picture
+            logging.getLogger(__name__).debug("picture for the HTML report", exc_info=True)
+            pictures = ReportPictures()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_html_report(result, pictures), encoding="utf-8")
+        print(f"report: {target}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger(__name__).debug("HTML report failed", exc_info=True)
+        print(f"warning: no HTML report for {path}: {exc}".splitlines()[0], file=sys.stderr)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.analyzer import get_analyzer
     from analysis.dispatch import analyze_path, expand_inputs
-    from analysis.report import json_safe
+    from analysis.report import json_safe, report_stamp
 
     try:
         settings = _settings_from_args(args)
@@ -153,21 +191,31 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not inputs:
         print("error: no media files found in the given paths", file=sys.stderr)
         return 1
+    try:
+        targets = report_targets(args.report, inputs) if args.report else {}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     analyzer = get_analyzer(args.models_dir)
     for name, why in analyzer.load_errors.items():
         print(f"warning: detector {name} unavailable: {why}", file=sys.stderr)
     ok = 0
     for path in inputs:
         try:
-            report = analyze_path(path, analyzer, settings, video_options).to_dict()
+            result: Any = analyze_path(path, analyzer, settings, video_options)
+            report = result.to_dict()
         except Exception as exc:  # one bad file never stops the batch
             logging.getLogger(__name__).debug("analysis failed", exc_info=True)
-            report = {"path": str(path), "kind": "unknown", "error": f"internal error: {exc}".splitlines()[0]}
+            report = {"path": str(path), "kind": "unknown", "error": f"internal error: {exc}".splitlines()[0],
+                      **report_stamp()}
+            result = report
         ok += report.get("error") is None or bool(report.get("frames") or report.get("faces"))
         if args.json:
             print(json.dumps(json_safe(report)), flush=True)
         else:
             _print_human(report)
+        if path in targets:
+            _write_html(result, path, targets[path], settings.max_pixels)
     return 0 if ok else 1
 
 
@@ -223,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("analyze", help="analyse images and videos (files or folders)")
     a.add_argument("paths", nargs="+")
     a.add_argument("--json", action="store_true", help="JSON Lines: one report per line")
+    a.add_argument("--report", metavar="PATH", default=None,
+                   help="also write a self-contained HTML report (pictures embedded, printable to PDF): "
+                        "PATH is the file for one input, a folder (one <name>.report.html each) for several")
     add_analysis_options(a)
     a.set_defaults(func=cmd_analyze)
 

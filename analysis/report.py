@@ -3,11 +3,39 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
+from . import __version__
+
 FAKE, REAL, UNCERTAIN = "FAKE", "REAL", "UNCERTAIN"
+
+# How a verdict reads for a person (dashboard badges, the HTML report).
+HEADLINES = {FAKE: "LIKELY FAKE", REAL: "LIKELY REAL", UNCERTAIN: "UNCERTAIN", None: "NOT SCORED"}
+VERDICT_EXPLANATIONS = {
+    FAKE: "The detectors found traces typical of generated or face-swapped faces. This is a statistical signal, "
+          "not proof: confirm it with other evidence (the source, the context, other copies).",
+    REAL: "The detectors found no strong traces of manipulation. This does not prove the media is authentic: "
+          "new manipulation methods, or ones they were not trained on, can escape them.",
+    UNCERTAIN: "The score lies close to the decision threshold, inside the uncertainty band. Draw no conclusion "
+               "from this result alone.",
+    None: "No face could be scored, so there is no verdict.",
+}
+CAVEATS = ("Automatic detectors make mistakes in both directions, and they are least reliable on small, blurry or "
+           "heavily compressed faces and on manipulation methods they have not seen. Use the result as one clue "
+           "among others, never as proof.")
+
+
+def utc_now() -> str:
+    """Now in UTC, ISO 8601 to the second with a Z: "2025-06-01T12:00:00Z" (a report's `created`)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def report_stamp() -> dict[str, str]:
+    """`created` and `version` for a report built as a plain dict (error records)."""
+    return {"created": utc_now(), "version": __version__}
 
 
 @dataclass
@@ -49,6 +77,8 @@ class ImageReport:
     operating_point: dict[str, Any] = field(default_factory=dict)   # where they came from (Analyzer.decision)
     timings: dict[str, float] = field(default_factory=dict)        # stage -> seconds
     quality: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=utc_now)                   # when the analysis started (UTC)
+    version: str = __version__                                      # of the app that made the report
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,6 +3,8 @@
 The analyzer loads once at start-up (lifespan) and is shared; analyses run in a thread pool bounded by
 `AnalysisSlots`; uploads stream into a private 0700 folder and are deleted when their analysis ends, also on
 errors; every error is JSON `{"error": {"code", "message"}}`, never a stack trace.
+The HTML report (`format=html`, `GET /v1/jobs/{id}/report.html`) is rendered inside the analysis, while the
+upload still exists: it embeds the picture, and nothing of the upload is kept after the analysis.
 """
 from __future__ import annotations
 
@@ -14,14 +16,16 @@ import secrets
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from analysis import __version__
 from analysis.report import json_safe
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -54,7 +58,10 @@ PARAMS: dict[str, tuple[str, str]] = {
     "margin": ("number", "face crop margin, fraction of the face box (default 0.3)"),
     "min_face": ("integer", "smallest face side in pixels (default 40)"),
     "whole_image": ("boolean", "with no face found, score the whole image (default false)"),
+    "format": ("string", "POST /v1/analyze only: `json` (default) or `html`, a self-contained HTML report to "
+                         "share (pictures embedded, printable to PDF); a job always offers both"),
 }
+FORMATS = ("json", "html")
 
 
 def _upload_body_doc() -> dict[str, Any]:
@@ -91,8 +98,17 @@ def _number(name: str, raw: str, kind: type, lo: float | None = None, hi: float 
     return value
 
 
+def parse_format(values: dict[str, str]) -> str:
+    """The `format` parameter: "json" (default) or "html"; ApiError 422 otherwise."""
+    value = (values.get("format") or "json").strip().lower() or "json"
+    if value not in FORMATS:
+        raise ApiError(422, "invalid_parameter", f"format must be one of {', '.join(FORMATS)}, got {value!r}")
+    return value
+
+
 def parse_params(values: dict[str, str], config: ApiConfig, analyzer: Any) -> tuple[Any, Any]:
-    """Form fields / query parameters -> (AnalysisSettings, VideoOptions); ApiError 422 for bad values."""
+    """Form fields / query parameters -> (AnalysisSettings, VideoOptions); ApiError 422 for bad values.
+    `format` is read by parse_format."""
     from analysis.ensemble import STRATEGIES
     from analysis.settings import AnalysisSettings
     from detectors.registry import detector_names
@@ -161,22 +177,54 @@ def video_options_class() -> type:
 
 
 # --------------------------------------------------------------------------------------------------- state
+@dataclass
+class Analysis:
+    """What an analysis thread hands back: the JSON report and, when asked for, its HTML page."""
+    report: dict[str, Any]
+    html: str | None = None
+
+
 def analyze_upload(analyzer: Any, upload: Upload, settings: Any, options: Any,
-                   progress: Callable[[float, str], None] | None = None, cancel: Any = None) -> dict[str, Any]:
-    """Blocking: the analysis thread's work. The upload is deleted when it ends, whatever happens."""
+                   progress: Callable[[float, str], None] | None = None, cancel: Any = None,
+                   html: bool = False) -> Analysis:
+    """Blocking: the analysis thread's work. The upload is deleted when it ends, whatever happens; the HTML
+    report (`html`) is rendered before that, because it embeds the picture."""
     from analysis.dispatch import analyze_path
 
     try:
         report = analyze_path(upload.path, analyzer, settings, options, progress=progress, cancel=cancel,
                               name=upload.filename)
-        out = json_safe(report.to_dict())
         for key in ("error", "message"):  # messages name the upload as the client did, not its private copy
-            if isinstance(out.get(key), str):
-                out[key] = out[key].replace(str(upload.path), upload.filename).replace(upload.path.name,
-                                                                                       upload.filename)
-        return out
+            value = getattr(report, key, None)
+            if isinstance(value, str):
+                setattr(report, key, value.replace(str(upload.path), upload.filename)
+                        .replace(upload.path.name, upload.filename))
+        out = json_safe(report.to_dict())
+        return Analysis(out, html_page(report, upload, settings) if html and not failed(out) else None)
     finally:
         upload.discard()
+
+
+def html_page(report: Any, upload: Upload, settings: Any) -> str | None:
+    """The report's HTML page with the upload's picture; None (logged) if it cannot be made."""
+    from analysis.html_report import ReportPictures, load_pictures, render_html_report
+
+    try:
+        try:
+            pictures = load_pictures(report, upload.path, settings.max_pixels)
+        except Exception:  # noqa: BLE001 - the page is still worth having without the picture
+            log.warning("picture for the HTML report of %s", upload.filename, exc_info=True)
+            pictures = ReportPictures()
+        return render_html_report(report, pictures)
+    except Exception:  # noqa: BLE001 - the JSON report stands on its own
+        log.error("HTML report of %s failed", upload.filename, exc_info=True)
+        return None
+
+
+def html_response(page: str) -> HTMLResponse:
+    from analysis.html_report import CONTENT_SECURITY_POLICY
+    return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                                       "X-Content-Type-Options": "nosniff"})
 
 
 def failed(report: dict[str, Any]) -> bool:
@@ -228,8 +276,9 @@ class ApiState:
             detail = "; ".join(f"{n}: {why}" for n, why in errors.items()) or "no models folder"
             raise ApiError(503, "not_ready", f"no detector is loaded ({detail})", {"Retry-After": "30"})
 
-    async def receive(self, request: Request) -> tuple[Upload, Any, Any, str]:
-        """Upload + parameters + content checks; the upload is deleted here if anything is wrong."""
+    async def receive(self, request: Request, html: bool | None = None) -> Received:
+        """Upload + parameters + content checks; the upload is deleted here if anything is wrong.
+        `html` None: as the `format` parameter says; True: always (jobs keep both reports)."""
         self.require_ready()
         assert self.upload_dir is not None
         upload = await receive_upload(request, self.upload_dir, self.config.max_upload_bytes)
@@ -237,13 +286,25 @@ class ApiState:
             values = {k: v for k, v in request.query_params.items() if k != "filename"}
             values.update(upload.fields)
             settings, options = parse_params(values, self.config, self.analyzer)
+            html = parse_format(values) == "html" if html is None else html
+            options.keep_thumbnails = html   # the page embeds a video's key frames and face crops
             c = self.config
             facts = await run_in_threadpool(check_media, upload.path, c.max_pixels, c.max_video_seconds,
                                             c.max_video_frames)
         except BaseException:
             upload.discard()
             raise
-        return upload, settings, options, facts.kind
+        return Received(upload, settings, options, facts.kind, html)
+
+
+@dataclass
+class Received:
+    """An accepted upload and what to do with it."""
+    upload: Upload
+    settings: Any
+    options: Any
+    kind: str
+    html: bool
 
 
 # ----------------------------------------------------------------------------------------------------- app
@@ -292,7 +353,7 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
         finally:
             await state.stop()
 
-    app = FastAPI(title="Deepfake detector API", version="1.0",
+    app = FastAPI(title="Deepfake detector API", version=__version__,
                   description="Is this face real? Upload an image or a video; get per-face, per-model fake "
                               "probabilities and a verdict (FAKE, REAL or UNCERTAIN). Errors are "
                               '`{"error": {"code", "message"}}`.', lifespan=lifespan)
@@ -330,30 +391,36 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
                 "operating_point": json_safe(state.analyzer.operating_point_info())}
 
     @v1.post("/analyze", tags=["analysis"], openapi_extra=_upload_body_doc(),
-             summary="Analyse one image or video and return its report (same JSON as `cli.py analyze --json`)",
+             summary="Analyse one image or video and return its report (same JSON as `cli.py analyze --json`, "
+                     "or with format=html a self-contained HTML report)",
              description="Send multipart/form-data with the media in field `file` (parameters as more form fields "
                          "or as query parameters), or the raw bytes as the body with parameters in the query. "
                          "When every analysis slot is taken, the request waits up to the configured queue time, "
-                         "then gets 429 with Retry-After.")
-    async def analyze(request: Request) -> JSONResponse:
-        upload, settings_, options, _ = await state.receive(request)
+                         "then gets 429 with Retry-After.",
+             responses={200: {"content": {"application/json": {}, "text/html": {}}}})
+    async def analyze(request: Request) -> Any:
+        got = await state.receive(request)
         assert state.slots is not None
-        report = await state.slots.run(lambda: analyze_upload(state.analyzer, upload, settings_, options),
-                                       not_started=upload.discard)
-        if failed(report):
-            raise ApiError(422, "invalid_media", report["error"])
-        return JSONResponse(report)
+        done = await state.slots.run(lambda: analyze_upload(state.analyzer, got.upload, got.settings, got.options,
+                                                            html=got.html), not_started=got.upload.discard)
+        if failed(done.report):
+            raise ApiError(422, "invalid_media", done.report["error"])
+        if not got.html:
+            return JSONResponse(done.report)
+        if done.html is None:
+            raise ApiError(500, "internal_error", "the HTML report could not be made; the server log has the details")
+        return html_response(done.html)
 
     @v1.post("/jobs", tags=["jobs"], status_code=202, openapi_extra=_upload_body_doc(),
              summary="Start an analysis job (long videos); poll GET /v1/jobs/{id}")
     async def create_job(request: Request) -> JSONResponse:
-        upload, settings_, options, kind = await state.receive(request)
+        got = await state.receive(request, html=True)
         try:
-            job = state.jobs.create(upload.filename, kind)
+            job = state.jobs.create(got.upload.filename, got.kind)
         except BaseException:
-            upload.discard()
+            got.upload.discard()
             raise
-        job.task = asyncio.create_task(_run_job(state, job, upload, settings_, options))
+        job.task = asyncio.create_task(_run_job(state, job, got.upload, got.settings, got.options))
         return JSONResponse(job.to_dict(with_report=False), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     @v1.get("/jobs", tags=["jobs"], summary="Jobs held in memory (without their reports)")
@@ -363,6 +430,18 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
     @v1.get("/jobs/{job_id}", tags=["jobs"], summary="A job's status, progress and (when done) its report")
     async def get_job(job_id: str) -> dict[str, Any]:
         return state.jobs.get(job_id).to_dict()
+
+    @v1.get("/jobs/{job_id}/report.html", tags=["jobs"], response_class=HTMLResponse,
+            summary="A finished job's report as a self-contained HTML page (pictures embedded, printable to PDF)",
+            responses={404: {"description": "unknown job, or a job without a report"},
+                       409: {"description": "the job has not finished"}})
+    async def get_job_html(job_id: str) -> HTMLResponse:
+        job = state.jobs.get(job_id)
+        if not job.done:
+            raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}; poll GET /v1/jobs/{job_id}")
+        if job.html is None:
+            raise ApiError(404, "no_report", f"job {job_id} is {job.status} without a report to show")
+        return html_response(job.html)
 
     @v1.delete("/jobs/{job_id}", tags=["jobs"],
                summary="Cancel a queued or running job; delete a finished one")
@@ -384,23 +463,23 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
 
 
 async def _run_job(state: ApiState, job: Job, upload: Upload, settings: Any, options: Any) -> None:
-    def work() -> dict[str, Any] | None:
+    def work() -> Analysis | None:
         if job.cancel_event.is_set():
             upload.discard()
             return None
         job.status, job.started, job.stage = RUNNING, time.time(), "analysing"
         return analyze_upload(state.analyzer, upload, settings, options, progress=job.set_progress,
-                              cancel=job.cancel_event)
+                              cancel=job.cancel_event, html=True)
 
     try:
         assert state.slots is not None
-        report = await state.slots.run(work, wait=None, counted=False, not_started=upload.discard)
-        if report is None or job.cancel_event.is_set():
-            job.finish(CANCELLED, report=report)  # a cancelled video keeps what it analysed
-        elif failed(report):
-            job.finish(FAILED, error={"code": "invalid_media", "message": report["error"]})
+        done = await state.slots.run(work, wait=None, counted=False, not_started=upload.discard)
+        if done is None or job.cancel_event.is_set():  # a cancelled video keeps what it analysed
+            job.finish(CANCELLED, report=done.report if done else None, html=done.html if done else None)
+        elif failed(done.report):
+            job.finish(FAILED, error={"code": "invalid_media", "message": done.report["error"]})
         else:
-            job.finish(DONE, report)
+            job.finish(DONE, done.report, html=done.html)
     except asyncio.CancelledError:
         job.finish(CANCELLED)
     except Exception as exc:  # noqa: BLE001 - a job's failure is reported in the job, never raised

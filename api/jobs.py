@@ -32,6 +32,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     report: dict[str, Any] | None = None
+    html: str | None = field(default=None, repr=False)   # the report's HTML page (GET /v1/jobs/{id}/report.html)
     error: dict[str, str] | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     task: asyncio.Task | None = None
@@ -50,8 +51,8 @@ class Job:
             self.stage = str(stage)[:200]
 
     def finish(self, status: str, report: dict[str, Any] | None = None,
-               error: dict[str, str] | None = None) -> None:
-        self.status, self.report, self.error = status, report, error
+               error: dict[str, str] | None = None, html: str | None = None) -> None:
+        self.status, self.report, self.error, self.html = status, report, error, html
         self.finished = time.time()
         if status == DONE:
             self.progress, self.stage = 1.0, "done"
@@ -64,6 +65,7 @@ class Job:
             "progress": self.progress, "stage": self.stage, "created_at": _iso(self.created),
             "started_at": _iso(self.started), "finished_at": _iso(self.finished), "error": self.error,
             "url": f"/v1/jobs/{self.id}",
+            "report_html_url": f"/v1/jobs/{self.id}/report.html" if self.html is not None else None,
         }
         if with_report:
             out["report"] = self.report

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from analysis import __version__
+from analysis.report import utc_now
+
 from .inputs import ScanItem, list_inputs, pending, read_results, repair_tail
 from .local import ScanOptions, iter_local
 
@@ -36,6 +39,8 @@ class ScanSummary:
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)   # over every listed file's last record
     run_counts: dict[str, int] = field(default_factory=dict)  # over this run's records
+    created: str = field(default_factory=utc_now)          # when the scan started (UTC)
+    version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from analysis.report import json_safe
+from analysis.report import json_safe, report_stamp
 
 log = logging.getLogger("scan")
 
@@ -43,7 +43,7 @@ class ScanOptions:
 
 def error_record(path: str, message: str) -> dict[str, Any]:
     return {"path": path, "kind": "unknown", "verdict": None, "probability": None,
-            "error": " ".join(str(message).split())[:300] or "error"}
+            "error": " ".join(str(message).split())[:300] or "error", **report_stamp()}
 
 
 def analyze_file(analyzer: Any, path: str | Path, key: str, settings: Any, video_options: Any) -> dict[str, Any]:

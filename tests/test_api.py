@@ -88,7 +88,7 @@ def assert_error(resp, status: int, code: str) -> dict:
 
 
 def strip_volatile(report: dict) -> dict:
-    out = {k: v for k, v in report.items() if k not in ("timings", "path")}
+    out = {k: v for k, v in report.items() if k not in ("timings", "path", "created")}
     out["settings"] = {k: v for k, v in report["settings"].items()}
     return out
 
@@ -216,6 +216,53 @@ def test_analyze_video(client, clip):
     assert r["decision"].startswith(f"Person {r['decisive_track'] + 1} (")
     assert all({"importance", "major", "minor_reason", "votes"} <= set(t) for t in r["tracks"])
     assert list(upload_dir(client).iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------- HTML report
+EVIL_NAME = '<img src=x onerror=alert(1)>.jpg'
+
+
+def assert_html(resp) -> str:
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in resp.headers["content-security-policy"]
+    page = resp.text
+    assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
+    return page
+
+
+def test_analyze_as_html(client, jpeg):
+    from analysis import __version__
+
+    page = assert_html(client.post("/v1/analyze?format=html", files={"file": (EVIL_NAME, jpeg)}))
+    assert "&lt;img src=x onerror=alert(1)&gt;.jpg" in page and "<img src=x" not in page
+    assert page.count("data:image/jpeg;base64,") == 2          # the picture with its box, the face crop
+    assert list(upload_dir(client).iterdir()) == []
+    assert_html(client.post("/v1/analyze", files={"file": ("a.jpg", jpeg)}, data={"format": "html"}))
+    report = client.post("/v1/analyze", files={"file": ("a.jpg", jpeg)}, data={"format": "json"}).json()
+    assert report["version"] == __version__ and report["created"].endswith("Z")
+    err = assert_error(client.post("/v1/analyze", files={"file": ("a.jpg", jpeg)}, data={"format": "pdf"}), 422,
+                       "invalid_parameter")
+    assert "format must be one of json, html" in err["message"]
+    assert list(upload_dir(client).iterdir()) == []
+    assert "/v1/jobs/{job_id}/report.html" in client.get("/openapi.json").json()["paths"]
+
+
+def test_job_offers_its_html_report(analyzer, tmp_path, clip):
+    gated = GatedAnalyzer(analyzer)
+    with make_client(gated, tmp_path) as c:
+        job = c.post("/v1/jobs", files={"file": ("clip.mp4", clip.read_bytes())}, data={"frames": "4"}).json()
+        assert job["report_html_url"] is None
+        assert gated.entered.acquire(timeout=30)
+        assert_error(c.get(f"/v1/jobs/{job['id']}/report.html"), 409, "job_not_finished")
+        gated.gate.set()
+        done = wait_job(c, job["id"])
+        assert done["status"] == "done" and done["report_html_url"] == f"/v1/jobs/{job['id']}/report.html"
+        page = assert_html(c.get(done["report_html_url"]))
+        assert "Person 1" in page and done["report"]["created"] in page and "clip.mp4" in page
+        assert "data:image/jpeg;base64," in page                 # key frames from the (deleted) upload
+        assert_error(c.get("/v1/jobs/nope/report.html"), 404, "job_not_found")
+        assert list(upload_dir(c).iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------- bad uploads

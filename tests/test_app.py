@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ui.exports import report_html
 from ui.uploads import TEMP_PREFIX, MediaInput, materialized, private_workdir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,11 +146,14 @@ def test_image_upload_shows_faces_verdict_quality_and_downloads(models_env, face
     assert "astronaut.jpg" in body and "Verdict for this picture" in body and "1 face found" in body
     assert "Input quality" in body and "Input SHA-256" in body
     assert len(images(at)) == 2, "the picture and the face crop should be shown"
-    assert len(at.get("download_button")) == 1
+    assert [b.proto.label for b in at.get("download_button")] == ["Download this report (JSON)",
+                                                                   "Download report (HTML)"]
     assert len(at.get("plotly_chart")) == 1
     view = next(iter(at.session_state["image_views"].values()))
     report = view.report
     assert report.error is None and len(report.faces) == 1 and len(view.crops) == 1
+    page = report_html(report, view.picture, view.crops).decode("utf-8")    # what the HTML button downloads
+    assert page.count("data:image/jpeg;base64,") == 2 and "astronaut.jpg" in page
     assert sorted(report.models_used) == sorted(NAMES) and set(report.model_checksums) == set(NAMES)
     assert len(report.sha256) == 64 and "total" in report.timings and report.quality["jpeg_quality"]
     assert view.picture.shape[2] == 3
@@ -294,7 +298,9 @@ def test_video_page_analyses_scrubs_and_exports(models_env, face_clip):
     ok(at)
     shown = report.frames[5]
     assert f"Frame {shown.index} at {shown.time:.2f} s" in texts(at)
-    assert len(at.get("download_button")) == 2
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Download report (JSON)", "Download report (HTML)", "Download per-frame scores (CSV)"]
+    assert "Person 1" in report_html(report).decode("utf-8")
     assert temp_folders() == before
 
     # options: a sampling rate inside a time range

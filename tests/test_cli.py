@@ -188,3 +188,45 @@ def test_video_text_says_who_decides(capsys):
     assert "[decides the video]" in out
     assert "Person 2: FAKE (3 of 3 detectors say fake) in 3 of 16 frames" in out
     assert "[minor: seen in only 3 of 16 frames]" in out and "person #" not in out
+
+
+# ------------------------------------------------------------------------------------------- --report (HTML)
+def test_report_writes_a_self_contained_html_file(tiny_models_dir, face_photo, tmp_path, capsys):
+    import cli
+    from analysis import __version__
+    from analysis.report import HEADLINES
+
+    out = tmp_path / "report.html"
+    assert cli.main(["analyze", str(face_photo), "--json", "--models-dir", str(tiny_models_dir),
+                     "--report", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1                      # stdout stays JSON Lines; the note goes to stderr
+    report = json.loads(lines[0])
+    assert report["version"] == __version__ and report["created"].endswith("Z")
+    page = out.read_text(encoding="utf-8")
+    assert HEADLINES[report["verdict"]] in page and report["created"] in page
+    assert page.count("data:image/jpeg;base64,") == 2 and "http://" not in page and "https://" not in page
+    assert f"report: {out}" in captured.err
+
+
+def test_report_is_a_folder_for_several_inputs(tiny_models_dir, batch, tmp_path, capsys):
+    import cli
+
+    folder = tmp_path / "reports"
+    assert cli.main(["analyze", str(batch), "--models-dir", str(tiny_models_dir), "--report", str(folder)]) == 0
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["broken.report.html", "good.report.html", "notes.report.html"]
+    assert "truncated" in (folder / "broken.report.html").read_text(encoding="utf-8")   # errors are reported too
+    capsys.readouterr()
+    assert cli.main(["analyze", str(batch), "--models-dir", str(tiny_models_dir),
+                     "--report", str(tmp_path / "one.html")]) == 2
+    assert "--report names a folder" in capsys.readouterr().err
+
+
+def test_report_names_do_not_collide():
+    from cli import report_targets
+
+    targets = report_targets("out", [Path("a/x.jpg"), Path("b/x.jpg"), Path("c/x.png")])
+    assert [t.name for t in targets.values()] == ["x.report.html", "x-2.report.html", "x-3.report.html"]
+    assert report_targets("r.html", [Path("a.jpg")]) == {Path("a.jpg"): Path("r.html")}

@@ -1,10 +1,14 @@
-"""Downloads: the report as JSON, a video's per-frame scores as CSV."""
+"""Downloads: the report as JSON or as a self-contained HTML page, a video's per-frame scores as CSV."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 from typing import Any
+
+import numpy as np
+
+from analysis.html_report import ReportPictures, render_html_report
 
 
 def report_json(report: Any) -> bytes:
@@ -14,6 +18,11 @@ def report_json(report: Any) -> bytes:
 
 def reports_json(reports: list[Any]) -> bytes:
     return json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False, default=str).encode("utf-8")
+
+
+def report_html(report: Any, picture: np.ndarray | None = None, crops: list[np.ndarray] | None = None) -> bytes:
+    """The report as one HTML page to share; `picture` is the page's picture with its boxes already drawn."""
+    return render_html_report(report, ReportPictures(picture=picture, boxed=True, crops=crops)).encode("utf-8")
 
 
 def frames_csv(report: Any) -> bytes:

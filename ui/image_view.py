@@ -15,7 +15,7 @@ from visualization.charts import model_probability_chart
 
 from .components import (HEADLINES, caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel,
                          shown_votes, verdict_badge)
-from .exports import report_json, reports_json
+from .exports import report_html, report_json, reports_json
 from .runner import ImageView
 
 FACES_SHOWN = 4
@@ -115,6 +115,10 @@ def render_image_view(view: ImageView) -> None:
         st.download_button("Download this report (JSON)", report_json(report),
                            file_name=f"{Path(view.name).stem or 'image'}.report.json", mime="application/json",
                            key=f"dl-{uid}")
+        # rendered only when clicked (a callable): the page embeds the picture
+        st.download_button("Download report (HTML)", lambda: report_html(report, view.picture, view.crops),
+                           file_name=f"{Path(view.name).stem or 'image'}.report.html", mime="text/html",
+                           key=f"dl-html-{uid}", help="One self-contained page with the pictures; print it to PDF")
 
 
 def _worst(faces):

@@ -12,7 +12,7 @@ from visualization.overlays import draw_faces, scale_faces
 
 from .components import (caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel, shown_votes,
                          verdict_badge)
-from .exports import frames_csv, report_json
+from .exports import frames_csv, report_html, report_json
 from .image_view import CHART_NOTE, NOT_VOTING_NOTE, short_id
 from .runner import VideoView
 
@@ -112,9 +112,12 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
     quality_panel(report.quality)
     reproducibility_panel(report)
     stem = Path(view.name).stem or "video"
-    d1, d2, _ = st.columns([1, 1, 2])
+    d1, d_html, d2, _ = st.columns([1, 1, 1, 1])
     d1.download_button("Download report (JSON)", report_json(report), file_name=f"{stem}.report.json",
                        mime="application/json", key=f"dl-json-{uid}")
+    d_html.download_button("Download report (HTML)", lambda: report_html(report), file_name=f"{stem}.report.html",
+                           mime="text/html", key=f"dl-html-{uid}",
+                           help="One self-contained page with key frames and faces; print it to PDF")
     d2.download_button("Download per-frame scores (CSV)", frames_csv(report), file_name=f"{stem}.frames.csv",
                        mime="text/csv", key=f"dl-csv-{uid}")
     caveats()

@@ -15,7 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from analysis.report import FaceResult
+from analysis import __version__
+from analysis.report import FaceResult, utc_now
 from analysis.report import json_safe as _jsonable
 
 _NO_JSON = {"json": False}
@@ -24,6 +25,13 @@ _NO_JSON = {"json": False}
 def person_label(track: int | None) -> str:
     """The name of a track everywhere: "Person 1" for track 0 (the most important person), ..."""
     return "Unassigned" if track is None else f"Person {int(track) + 1}"
+
+
+def track_role(track: int | None, decisive_track: int | None, minor_reason: str | None) -> str:
+    """Why a person does or does not decide the video, in a few words (CLI line, HTML report)."""
+    if track is not None and track == decisive_track:
+        return "decides the video"
+    return f"minor: {minor_reason}" if minor_reason else "counts, less suspicious"
 
 
 def decode_jpeg(data: bytes | None) -> np.ndarray | None:
@@ -142,6 +150,8 @@ class VideoReport:
     quality: dict[str, Any] = field(default_factory=dict)
     cancelled: bool = False
     complete: bool = True               # every planned frame was analysed
+    created: str = field(default_factory=utc_now)   # when the analysis started (UTC)
+    version: str = __version__          # of the app that made the report
 
     def to_dict(self) -> dict[str, Any]:
         return _jsonable(self)

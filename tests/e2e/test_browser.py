@@ -1,14 +1,16 @@
 """End to end in a real browser: the Streamlit server as a subprocess, Debian's chromium driven by Playwright.
 
-Uploads a face photo and a short generated clip with a face, waits for the verdicts, scrubs the video's frame
-slider, opens the feature-map and model pages, and saves a screenshot of each step in tests/e2e/screenshots/
-(git-ignored) for a person to look at. Runs on the shipped weights in converted_models/ when all five are there
-(as a user gets them), else on tiny random models (the `tiny_models_dir` fixture), whose verdicts are meaningless.
+Uploads a face photo and a short generated clip with a face, waits for the verdicts, downloads the photo's HTML
+report and opens it on its own, scrubs the video's frame slider, opens the feature-map and model pages, and saves
+a screenshot of each step in tests/e2e/screenshots/ (git-ignored) for a person to look at. Runs on the shipped
+weights in converted_models/ when all five are there (as a user gets them), else on tiny random models (the
+`tiny_models_dir` fixture), whose verdicts are meaningless.
 Skips cleanly without chromium or Playwright.
 """
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -140,6 +142,34 @@ def _go(page, title: str) -> None:
     _idle(page)
 
 
+def _open_report(context, report: Path, name: str) -> str:
+    """An HTML report opened on its own, as a recipient would: the verdict is visible, every picture loads from
+    the file itself (nothing is requested from anywhere), and it prints to PDF. Returns the verdict's headline."""
+    page = context.new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
+    try:
+        page.goto(report.as_uri())
+        verdict = page.locator("#verdict")
+        verdict.wait_for()
+        headline = page.locator("#verdict .badge").inner_text().strip()
+        assert verdict.is_visible(), "the verdict is not visible"
+        assert re.fullmatch(r"LIKELY FAKE|LIKELY REAL|UNCERTAIN|NOT SCORED", headline), headline
+        assert all(url.startswith(("file:", "data:")) for url in fetched), f"the report fetched {fetched}"
+        pictures = page.locator("img")
+        assert pictures.count() >= 2, "the report's pictures are missing"
+        assert page.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"), \
+            "a picture in the report does not load"
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        page.emulate_media(media="print")
+        page.pdf(path=str(SHOTS / f"{name}.pdf"), format="A4", print_background=True)
+        assert (SHOTS / f"{name}.pdf").stat().st_size > 10_000
+        return headline
+    finally:
+        page.close()
+
+
 def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
     page = browser_page
     page.goto(server)
@@ -157,6 +187,16 @@ def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
     assert page.get_by_text("Verdict for this picture").count() >= 1, "no picture verdict"
     assert page.get_by_text("1 face found").count() >= 1, "the astronaut's face was not found"
     _shot(page, "02_image.png")
+
+    # One click gives the report to share; it opens on its own with the same verdict.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download report (HTML)").first.click()
+    report = tmp_path / download.value.suggested_filename
+    download.value.save_as(str(report))
+    assert report.name == "astronaut.report.html"
+    shown = page.locator(".verdict-badge").first.inner_text()
+    headline = _open_report(page.context, report, "02b_image_report")
+    assert headline in shown.upper(), (headline, shown)
 
     # Video: upload a generated clip, analyse it, scrub the frame slider.
     clip = face_clip(tmp_path / "face_clip.mp4")
@@ -196,3 +236,30 @@ def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
     assert all((SHOTS / n).stat().st_size > 10_000 for n in
                ["01_home.png", "02_image.png", "03_video.png", "04_video_frame.png", "05_feature_maps.png",
                 "06_models.png"])
+
+
+def test_html_reports_in_a_browser(analyzer, face_photo, tmp_path):
+    """The reports of `cli.py analyze --report` for a photo and a clip, without the dashboard."""
+    from playwright.sync_api import sync_playwright
+
+    from analysis.html_report import load_pictures, render_html_report
+    from video.engine import VideoOptions, analyze_video
+
+    photo = analyzer.analyze_image(face_photo, name='<b>astronaut</b> "1".jpg')
+    clip = analyze_video(face_clip(tmp_path / "face_clip.mp4", frames=12), analyzer, options=VideoOptions(frames=6))
+    reports = {"08_photo_report": render_html_report(photo, load_pictures(photo, face_photo)),
+               "09_video_report": render_html_report(clip)}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            context = browser.new_context(viewport={"width": 1100, "height": 900}, offline=True)
+            for name, page_html in reports.items():
+                path = tmp_path / f"{name}.html"
+                path.write_text(page_html, encoding="utf-8")
+                assert _open_report(context, path, name)
+            page = context.new_page()
+            page.goto((tmp_path / "08_photo_report.html").as_uri())
+            assert page.locator("#file-name").inner_text() == '<b>astronaut</b> "1".jpg'   # shown, not parsed
+            page.close()
+        finally:
+            browser.close()
