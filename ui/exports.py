@@ -20,9 +20,12 @@ def reports_json(reports: list[Any]) -> bytes:
     return json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False, default=str).encode("utf-8")
 
 
-def report_html(report: Any, picture: np.ndarray | None = None, crops: list[np.ndarray] | None = None) -> bytes:
-    """The report as one HTML page to share; `picture` is the page's picture with its boxes already drawn."""
-    return render_html_report(report, ReportPictures(picture=picture, boxed=True, crops=crops)).encode("utf-8")
+def report_html(report: Any, picture: np.ndarray | None = None, crops: list[np.ndarray] | None = None,
+                heatmaps: dict[str, np.ndarray] | None = None) -> bytes:
+    """The report as one HTML page to share; `picture` is the page's picture with its boxes already drawn,
+    `heatmaps` caption -> RGB overlay (e.g. the Grad-CAM shown on the page)."""
+    pictures = ReportPictures(picture=picture, boxed=True, crops=crops, heatmaps=dict(heatmaps or {}))
+    return render_html_report(report, pictures).encode("utf-8")
 
 
 def frames_csv(report: Any) -> bytes:
