@@ -116,9 +116,9 @@ def _detector_rows(models: Mapping[str, float], weights: Mapping[str, float], th
     rows = []
     for name, p in models.items():
         own = verdict_for(p, threshold, band)
+        vote = "–" if own is None else {"FAKE": "fake", "REAL": "real"}.get(own, "abstains")
         rows.append({"name": name, "probability": _pct(p, 1), "weight": _pct(weights.get(name)) if weights else "–",
-                     "vote": {"FAKE": "fake", "REAL": "real"}.get(own or "", "abstains"), "voting": True,
-                     "reason": ""})
+                     "vote": vote, "voting": True, "reason": ""})
     for entry in not_voting:
         if entry.get("name") not in models:
             rows.append({"name": entry.get("name", "?"), "probability": "–", "weight": "–", "vote": "–",
