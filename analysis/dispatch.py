@@ -25,7 +25,7 @@ def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSetting
     settings = settings or AnalysisSettings()
     label = name or str(path)
     try:
-        _check_readable(Path(path))
+        _check_readable(Path(path), label)
         kind = sniff_kind(Path(path))
     except MediaError as exc:
         report = ImageReport(path=label, kind="unknown", error=str(exc))
@@ -48,18 +48,20 @@ def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSetting
     return report
 
 
-def _check_readable(path: Path) -> None:
+def _check_readable(path: Path, label: str) -> None:
+    """One-line errors that name the file as the caller knows it (`label`): for an upload that is the user's file
+    name, never the private temporary path it was written to."""
     if not path.exists():
-        raise MediaError(f"file not found: {path}")
+        raise MediaError(f"file not found: {label}")
     if path.is_dir():
-        raise MediaError(f"is a folder, not a file: {path}")
+        raise MediaError(f"is a folder, not a file: {label}")
     try:
         with path.open("rb") as fh:
             head = fh.read(1)
     except OSError as exc:
-        raise MediaError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise MediaError(f"cannot read {label}: {exc.strerror or exc}") from None
     if not head:
-        raise MediaError(f"empty file (0 bytes): {path}")
+        raise MediaError(f"empty file (0 bytes): {label}")
 
 
 def expand_inputs(paths: list[str | Path]) -> list[Path]:

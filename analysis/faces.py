@@ -27,11 +27,28 @@ class Face:
     score: float                                    # MTCNN face probability
     landmarks: list[list[float]] | None             # 5 x [x, y]: eyes, nose, mouth corners; original pixels
     crop: np.ndarray                                # square RGB uint8, side = longest box side * (1 + margin)
+    image_size: tuple[int, int] | None = None       # (width, height) of the image the face was found in
 
     @property
     def size(self) -> float:
         """The longest side of the box in original pixels (what min_face_size is compared with)."""
         return max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+
+    @property
+    def visible_size(self) -> float:
+        """The longest side of the part of the box inside the image (`size` when the image size is unknown): what
+        reports and the quality panel call the face's size."""
+        if self.image_size is None:
+            return self.size
+        return visible_side(self.box, *self.image_size)
+
+
+def visible_side(box: Sequence[float], width: int, height: int) -> float:
+    """The longest side of `box` clipped to a width x height image. MTCNN regresses boxes past the border when a
+    face fills the picture (a tight 224 px crop gets a 350 px box), and such a face is no larger than the picture."""
+    x1, y1 = max(0.0, float(box[0])), max(0.0, float(box[1]))
+    x2, y2 = min(float(width), float(box[2])), min(float(height), float(box[3]))
+    return max(0.0, x2 - x1, y2 - y1) if x2 > x1 and y2 > y1 else 0.0
 
 
 def square_crop(rgb: np.ndarray, box: Sequence[float], margin: float) -> np.ndarray:
@@ -148,7 +165,8 @@ class FaceFinder:
                 continue
             landmarks = [[float(x * sx), float(y * sy)] for x, y in pts] if np.isfinite(pts).all() else None
             faces.append(Face(box=(x1, y1, x2, y2), score=float(prob), landmarks=landmarks,
-                              crop=square_crop(rgb, (x1, y1, x2, y2), self.margin)))
+                              crop=square_crop(rgb, (x1, y1, x2, y2), self.margin),
+                              image_size=(rgb.shape[1], rgb.shape[0])))
         faces.sort(key=lambda f: f.score, reverse=True)
         return faces[:self.max_faces]
 

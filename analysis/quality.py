@@ -4,21 +4,22 @@ Numbers are kept in the result for the report; `warnings` are sentences for a jo
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
+from .faces import Face, visible_side
 from .media import estimate_jpeg_quality
-
-if TYPE_CHECKING:
-    from .faces import Face
 
 __all__ = ["assess_quality", "assess_video_quality", "estimate_jpeg_quality", "face_sharpness", "sharpness"]
 
 SMALL_FACE_PX = 64          # below this face side, detectors lose most of their evidence
 SMALL_IMAGE_PX = 300        # longest image side below which the whole picture is a thumbnail
-VERY_BLURRY = 10.0          # variance of the Laplacian (see sharpness); sharp face photos score 50-900
+# Sharpness is the variance of the Laplacian (see sharpness): sharp face photos score 50-900; a face scoring under
+# 20 looks visibly soft (a Gaussian blur of radius 1.5-2 px on a 110 px face), under 10 smeared.
+BLURRY = 20.0
+VERY_BLURRY = 10.0
 VERY_DARK = 40.0            # mean grey level (0-255) of the faces, or the picture, below which detail is lost
 HEAVY_JPEG = 60             # IJG quality below which compression wipes out fine detail
 BLUR_SIDE = 256             # faces and images are measured at this size so scores compare across resolutions
@@ -65,7 +66,7 @@ def face_sharpness(rgb: np.ndarray, box: Sequence[float]) -> float | None:
     return sharpness(region) if region.size else None
 
 
-def assess_quality(rgb: np.ndarray, faces: "list[Face] | None", jpeg_quality: int | None) -> dict[str, Any]:
+def assess_quality(rgb: np.ndarray, faces: list[Face] | None, jpeg_quality: int | None) -> dict[str, Any]:
     """Resolution, face sizes, blur and JPEG quality of one image, with plain-language warnings.
 
     `faces` None means detection was not run (blur is measured on the whole image); [] means no face was found.
@@ -73,7 +74,7 @@ def assess_quality(rgb: np.ndarray, faces: "list[Face] | None", jpeg_quality: in
     """
     height, width = rgb.shape[:2]
     warnings: list[str] = []
-    sides = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces or []]
+    sides = [visible_side(f.box, width, height) for f in faces or []]
     face_regions = [r for f in faces or [] if (r := _face_region(rgb, f.box)).size]
     face_blur = [sharpness(r) for r in face_regions]
     blur = min(face_blur) if face_blur else sharpness(rgb)
@@ -85,10 +86,11 @@ def assess_quality(rgb: np.ndarray, faces: "list[Face] | None", jpeg_quality: in
     if sides and min(sides) < SMALL_FACE_PX:
         warnings.append(f"The smallest face is only {min(sides):.0f} pixels across (under {SMALL_FACE_PX}): "
                         "detectors see too little detail there, so treat its result with caution.")
-    if blur < VERY_BLURRY:
+    if blur < BLURRY:
         where = "A face" if face_blur and len(face_blur) > 1 else ("The face" if face_blur else "The picture")
-        warnings.append(f"{where} is very blurry: blur hides the traces detectors look for, and can itself "
-                        "mask manipulation. Treat the result with caution.")
+        how = "very blurry" if blur < VERY_BLURRY else "blurry"
+        warnings.append(f"{where} is {how} (sharpness {blur:.0f}; sharp faces score above 50): blur hides the "
+                        "traces detectors look for, and can itself mask manipulation. Treat the result with caution.")
     if brightness < VERY_DARK:
         what = "A face is" if face_blur else "The picture is"
         warnings.append(f"{what} very dark: shadows and sensor noise hide detail, so detectors are less reliable.")

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from analysis.faces import Face, FaceFinder
-from analysis.quality import (HEAVY_JPEG, SMALL_FACE_PX, assess_quality, assess_video_quality,
+from analysis.quality import (BLURRY, HEAVY_JPEG, SMALL_FACE_PX, VERY_BLURRY, assess_quality, assess_video_quality,
                               estimate_jpeg_quality, sharpness)
 
 
@@ -129,3 +129,27 @@ def test_shared_ffhq_quality(shared_data):
         report = assess_quality(loaded.rgb, finder.detect(loaded.rgb), loaded.jpeg_quality)
         assert report["jpeg_quality"] == 90 and report["face_count"] == 1
         assert report["blur"] > 20 and not any("compressed" in w for w in report["warnings"])
+
+
+def test_a_soft_face_warns_and_says_how_soft(astronaut_rgb, astronaut_faces):
+    soft = assess_quality(_blurred(astronaut_rgb, 1.9), astronaut_faces, None)
+    assert VERY_BLURRY <= soft["blur"] < BLURRY            # about 12: visibly soft
+    assert any(w.startswith(f"The face is blurry (sharpness {soft['blur']:.0f};") for w in soft["warnings"])
+    smeared = assess_quality(_blurred(astronaut_rgb, 3), astronaut_faces, None)
+    assert smeared["blur"] < VERY_BLURRY and any("is very blurry" in w for w in smeared["warnings"])
+    assert assess_quality(_blurred(astronaut_rgb, 1.0), astronaut_faces, None)["blur"] > BLURRY
+
+
+def test_a_face_filling_a_tight_crop_is_no_larger_than_the_picture(astronaut_rgb, analyzer, tmp_path):
+    """MTCNN regresses the box of a face that fills the picture past the borders: the face's size is the part of
+    the box inside the picture, in the quality panel and in the report."""
+    tight = np.asarray(Image.fromarray(astronaut_rgb[60:172, 168:280]).resize((224, 224), Image.Resampling.LANCZOS))
+    faces = FaceFinder().detect(tight)
+    assert len(faces) == 1 and faces[0].size > 224, "the box no longer reaches past the picture: pick a tighter crop"
+    quality = assess_quality(tight, faces, None)
+    assert quality["smallest_face_px"] <= 224 and quality["largest_face_px"] <= 224
+    path = tmp_path / "tight.png"
+    Image.fromarray(tight).save(path)
+    report = analyzer.analyze_image(path)
+    assert report.faces and all(f.size <= 224 for f in report.faces)
+    assert report.quality["smallest_face_px"] <= 224

@@ -46,6 +46,16 @@ def face_label(face: Any, index: int) -> str:
     return f"{name}: {verdict} {float(p):.0%}"
 
 
+def _inside(box: Sequence[float], width: int, height: int, line: int) -> tuple[float, float, float, float]:
+    """The box clipped to the image, its outline kept inside it: face boxes of tight crops reach past the border
+    (MTCNN regresses them there), and an outline drawn outside the picture is invisible."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    right, bottom = max(0.0, width - line), max(0.0, height - line)
+    x1, x2 = min(max(x1, 0.0), right), min(max(x2, 0.0), float(width - 1))
+    y1, y2 = min(max(y1, 0.0), bottom), min(max(y2, 0.0), float(height - 1))
+    return x1, y1, max(x1, x2), max(y1, y2)
+
+
 def draw_faces(rgb: np.ndarray, faces: Sequence[Any], labels: Sequence[str] | None = None,
                show_landmarks: bool = False) -> np.ndarray:
     """A copy of `rgb` (HxWx3 uint8) with each face's box and label, coloured by the face's verdict.
@@ -62,7 +72,7 @@ def draw_faces(rgb: np.ndarray, faces: Sequence[Any], labels: Sequence[str] | No
         box = field_of(face, "box")
         if box is None or len(box) != 4:
             continue
-        x1, y1, x2, y2 = (float(v) for v in box)
+        x1, y1, x2, y2 = _inside(box, w, h, line)
         color = _rgb_tuple(verdict_color(field_of(face, "verdict")))
         draw.rectangle([x1, y1, x2, y2], outline=color, width=line)
         text = labels[i] if labels is not None and i < len(labels) else face_label(face, i)
