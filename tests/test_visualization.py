@@ -305,3 +305,55 @@ def test_model_probability_chart_greys_out_detectors_that_do_not_vote_and_shows_
     assert "<b>1/2 fake</b>" in notes and "<b>50%</b>" not in notes
     plain = model_probability_chart({"a": 0.9}, 0.9, not_voting=[{"name": "a", "reason": "x"}])
     assert list(plain.data[0].y) == ["a", "<b>Ensemble</b>"]       # a detector that did score is not greyed
+
+
+def test_a_box_past_the_picture_edge_is_drawn_inside_it():
+    """A tight crop: the face detector's box reaches past every border; the outline must stay visible."""
+    rgb = np.full((224, 224, 3), 128, dtype=np.uint8)
+    out = draw_faces(rgb, [{"box": [-30.0, -12.0, 250.0, 260.0], "verdict": "FAKE", "probability": 0.9}], labels=[""])
+    red = tuple(int(VERDICT_COLORS["FAKE"][i:i + 2], 16) for i in (1, 3, 5))
+    for y, x in ((0, 112), (223, 112), (112, 0), (112, 223)):
+        assert tuple(out[y, x]) == red, (y, x)
+    assert tuple(out[112, 112]) == (128, 128, 128)
+
+
+# ------------------------------------------------------------------- heatmaps over the photo (visualization.heatmaps)
+def test_heatmap_overlay_on_a_real_photo_changes_only_the_face_boxes(detectors, astronaut_rgb):
+    import cv2
+
+    from analysis.faces import FaceFinder
+    from visualization.heatmaps import CAM_SIDE, face_cams, heatmap_overlay, paste_cam, weighted_cam
+
+    faces = FaceFinder().detect(astronaut_rgb)
+    assert len(faces) == 1
+    crops = crop_faces(astronaut_rgb, faces, margin=0.3, size=256)
+    found = face_cams(detectors, crops[0], NAMES)
+    assert not found.errors and sorted(found.cams) == sorted(NAMES)
+    assert all(c.shape == (CAM_SIDE, CAM_SIDE) and 0 <= c.min() and c.max() <= 1 for c in found.cams.values())
+    ensemble = weighted_cam(found.cams, {"swin": 3.0, "xception": 1.0})   # only the detectors with a weight count
+    np.testing.assert_allclose(ensemble, 0.75 * found.cams["swin"] + 0.25 * found.cams["xception"], atol=1e-6)
+
+    boxes = [f.box for f in faces]
+    out = heatmap_overlay(astronaut_rgb, boxes, [ensemble], margin=0.3)
+    assert out.shape == astronaut_rgb.shape and out.dtype == np.uint8
+    x1, y1, x2, y2 = (int(round(v)) for v in faces[0].box)
+    inside = np.zeros(astronaut_rgb.shape[:2], bool)
+    inside[max(0, y1 - 1):y2 + 1, max(0, x1 - 1):x2 + 1] = True
+    assert np.array_equal(out[~inside], astronaut_rgb[~inside]), "a pixel outside the face box changed"
+    assert (out[y1 + 2:y2 - 2, x1 + 2:x2 - 2] != astronaut_rgb[y1 + 2:y2 - 2, x1 + 2:x2 - 2]).any(axis=-1).mean() > 0.9
+
+    # the crop's heatmap lands where the crop came from: a hot quarter of the crop is that quarter around the box
+    hot = np.zeros((CAM_SIDE, CAM_SIDE), np.float32)
+    hot[:, CAM_SIDE // 2:] = 1.0                                      # the crop's right half
+    heat, mask = paste_cam(astronaut_rgb.shape[:2], faces[0].box, hot, margin=0.3)
+    cx = (faces[0].box[0] + faces[0].box[2]) / 2
+    assert mask.sum() > 0 and heat[mask].max() == 1.0
+    cols = np.nonzero(mask.any(axis=0))[0]
+    assert heat[mask.any(axis=1)][:, cols[cols > cx + 2]].min() > 0.9 and heat[:, cols[cols < cx - 2]].max() < 0.1
+    # the picture at another scale (the dashboard's downscaled copy): same place, scaled boxes
+    small = cv2.resize(astronaut_rgb, (256, 256), interpolation=cv2.INTER_AREA)
+    half = heatmap_overlay(small, [[v / 2 for v in faces[0].box]], [ensemble], margin=0.3)
+    assert half.shape == small.shape and not np.array_equal(half, small)
+    with pytest.raises(ValueError):
+        heatmap_overlay(astronaut_rgb, boxes, [], margin=0.3)
+    assert weighted_cam({}, {}) is None
