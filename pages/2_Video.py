@@ -11,9 +11,9 @@ import streamlit as st  # noqa: E402
 from ui.components import caveats  # noqa: E402
 from ui.page import page_setup  # noqa: E402
 from ui.runner import CROP_SIDE, VIDEO_THUMB_SIDE, analyze_video_input  # noqa: E402
-from ui.state import VIDEO_VIEW, probed  # noqa: E402
+from ui.state import VIDEO_VIEW, probed, shown_video  # noqa: E402
 from ui.uploads import MediaInput  # noqa: E402
-from ui.video_view import FRAME_KEY, render_video_view  # noqa: E402
+from ui.video_view import FRAME_KEY, render_video_view, rerun_reasons  # noqa: E402
 from video.sampling import VideoOptions  # noqa: E402
 
 VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
@@ -28,13 +28,19 @@ upload = st.file_uploader("Video to check", type=VIDEO_TYPES, key="video_upload"
                           help="MP4, MOV, AVI, MKV or WebM. The file is deleted as soon as it is analysed.")
 item = MediaInput.from_upload(upload) if upload is not None else (
     MediaInput.from_path(st.session_state[PATH_KEY]) if st.session_state.get(PATH_KEY) else None)
-meta = probed(item) if item is not None else None
+if item is not None and st.session_state.get(VIDEO_VIEW) is not None \
+        and st.session_state[VIDEO_VIEW].digest != item.digest:
+    # another file: the last analysis is not about it, so it leaves the page (no stale verdict beside a new file)
+    del st.session_state[VIDEO_VIEW]
+    st.session_state[FRAME_KEY] = 0
+probe = probed(item) if item is not None else None
+meta = probe.metadata if probe is not None else None
 duration = float(meta["duration"]) if meta and meta.get("duration") else None
 if item is not None and meta:
     st.caption(f"**{item.name}**: {duration or 0:.1f} s · {meta['width']}×{meta['height']} px · "
                f"{meta['fps']:.1f} fps · {meta['frame_count']} frames")
-elif item is not None:
-    st.warning(f"{item.name} does not look like a video this tool can read; the analysis will say why.")
+elif probe is not None and probe.problem:
+    st.error(f"{probe.problem}. Choose another file.", icon=":material/block:")
 
 with st.container(border=True):
     st.markdown("**Which frames to analyse**")
@@ -63,12 +69,14 @@ with st.container(border=True):
         span = (end or duration) - (start or 0.0)
         planned = min(MAX_FRAMES, max(1, round(span * rate)) if rate else frames, meta.get("frame_count") or MAX_FRAMES)
         st.caption(f"About {planned} frames will be analysed.")
-    go = st.button("Analyse video", type="primary", key="video_go", icon=":material/play_arrow:",
-                   disabled=item is None or settings.detectors == [])
-
-if go and item is not None:
     options = VideoOptions(frames=int(frames), rate=float(rate) if rate else None, start=start, end=end,
                            max_frames=MAX_FRAMES, thumb_side=VIDEO_THUMB_SIDE, crop_side=CROP_SIDE)
+    blocked = ("Upload a video first" if item is None else probe.problem if probe is not None and probe.problem
+               else "Select at least one detector in the sidebar" if settings.detectors == [] else None)
+    go = st.button("Analyse video", type="primary", key="video_go", icon=":material/play_arrow:",
+                   disabled=blocked is not None, help=blocked)
+
+if go and item is not None and blocked is None:
     bar = st.progress(0.0, text="Starting…")
     note = st.empty()
     note.caption("Changing a setting or pressing Stop (top right) cancels the analysis.")
@@ -83,9 +91,11 @@ if go and item is not None:
 
 view = st.session_state.get(VIDEO_VIEW)
 if view is not None:
-    if item is not None and not view.key.startswith(item.digest):
-        st.info(f"Showing the last analysis ({view.name}). Press **Analyse video** for {item.name}.")
-    render_video_view(view, settings.to_dict())
+    shown = shown_video(analyzer, view, settings)
+    analysed_options = getattr(view.report, "options", None)
+    render_video_view(shown.view, rerun_reasons(shown.rescored, bool(analysed_options)
+                                                and analysed_options != options.to_dict()),
+                      live=shown.live)
 else:
     st.info("Upload a video, choose the frames, then press **Analyse video**.", icon=":material/upload:")
     caveats()

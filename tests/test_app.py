@@ -322,19 +322,26 @@ def test_video_page_analyses_scrubs_and_exports(models_env, face_clip):
     assert "frame at" in texts(at)
 
 
-def test_video_page_rejects_bad_input(models_env, tmp_path, face_photo):
+def test_video_page_rejects_bad_input(models_env, tmp_path, face_photo, face_clip):
+    """A file already known to be unreadable cannot be analysed: the button is disabled and says why."""
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n" * 50)
     at = app(VIDEO, video_path=str(text))
     ok(at)
-    assert any("does not look like a video" in w.value for w in at.warning)
-    at.button(key="video_go").click().run()
-    ok(at)
-    assert any("could not be analysed" in e.value for e in at.error)
+    assert any("notes.mp4 is not a video this tool can read" in e.value for e in at.error)
+    go = at.button(key="video_go")
+    assert go.disabled and "not a video" in go.help
     at = app(VIDEO, video_path=str(face_photo))
-    at.button(key="video_go").click().run()
     ok(at)
-    assert any("this file is a picture" in e.value for e in at.error)
+    assert any("is a picture: analyse it on the Image page" in e.value for e in at.error)
+    assert at.button(key="video_go").disabled
+    at = app(VIDEO)
+    at.file_uploader(key="video_upload").upload("empty.mp4", b"", "video/mp4").run()
+    ok(at)
+    assert any("empty.mp4 is empty (0 bytes)" in e.value for e in at.error) and at.button(key="video_go").disabled
+    at = app(VIDEO, video_path=str(face_clip))
+    ok(at)
+    assert not at.error and not at.button(key="video_go").disabled
 
 
 def test_feature_page_controls(models_env, face_photo, no_face_png):
@@ -470,3 +477,154 @@ def test_video_page_names_the_decisive_person_and_the_timeline_follows_them(mode
     assert at.selectbox(key=f"{PERSON_KEY}_{short_id(view.key)}").value is None
     assert "The line follows" not in texts(at)
     assert ensemble_line() == pytest.approx([max(f.probability for f in fr.faces) for fr in report.frames])
+
+
+# ------------------------------------------------------------------------- video state, live settings, heatmaps
+def _shown(at):
+    """The Video page's result as shown: the analysis re-combined under the sidebar's settings, or the analysis."""
+    shown = at.session_state["video_shown"][2].view if "video_shown" in at.session_state else None
+    view = at.session_state["video_view"]
+    return shown if shown is not None and shown.key == view.key and shown.settings != view.settings else view
+
+
+def _badge_verdict(at) -> str:
+    """The verdict on the page's big badge (the first one)."""
+    import re
+
+    return next(re.search(r'data-verdict="([A-Z]+)"', m.value).group(1) for m in at.markdown
+                if "verdict-badge" in m.value and "Verdict for the video" in m.value)
+
+
+def test_video_page_clears_a_stale_result_and_applies_settings_live(models_env, face_clip, tmp_path):
+    from analysis.ensemble import verdict_for
+    from video_fixtures import two_faces_frames, write_clip
+
+    at = app(VIDEO, video_path=str(face_clip))
+    at.sidebar.pills(key="sb_detectors").set_value(["swin", "xception"]).run()
+    at.slider(key="video_frames").set_value(10).run()
+    at.button(key="video_go").click().run()
+    ok(at)
+    analysed = at.session_state["video_view"].report
+    p = analysed.probability
+    assert analysed.models_used == ["swin", "xception"] and 0.1 < p < 0.9
+
+    # threshold and band re-apply to the stored scores at once: no "press Analyse video again"
+    for threshold, verdict in ((max(0.05, p - 0.04), "FAKE"), (min(0.95, p + 0.04), "REAL")):
+        at.sidebar.slider(key="sb_band").set_value(0.0).run()
+        at.sidebar.slider(key="sb_threshold").set_value(round(threshold, 2)).run()
+        ok(at)
+        shown = _shown(at).report
+        assert shown.settings["threshold"] == round(threshold, 2) and shown.settings["band"] == 0.0
+        assert shown.verdict == verdict == verdict_for(shown.probability, round(threshold, 2), 0.0)
+        assert _badge_verdict(at) == verdict
+        assert "Analyse video** again" not in texts(at) and "no new analysis is needed" in texts(at)
+    assert at.session_state["video_view"].report is analysed        # the analysis itself is kept as it was
+
+    # a strategy: votes, recomputed from the stored per-detector scores
+    at.sidebar.selectbox(key="sb_strategy").set_value("majority").run()
+    ok(at)
+    shown = _shown(at).report
+    assert shown.settings["strategy"] == "majority" and "of 2 detectors say fake" in texts(at)
+    # fewer detectors: live; a detector that was not run: a new analysis is needed, said precisely
+    at.sidebar.pills(key="sb_detectors").set_value(["swin"]).run()
+    ok(at)
+    assert _shown(at).report.models_used == ["swin"] and "not run" not in texts(at)
+    at.sidebar.pills(key="sb_detectors").set_value(["swin", "efficientnet_b3"]).run()
+    ok(at)
+    assert _shown(at).report.models_used == ["swin"]
+    assert ("efficientnet_b3 was not run when this video was analysed: press **Analyse video** to include it. "
+            "Until then the result uses swin.") in texts(at)
+    # face finding and the frames are the analysis's: those need a new one
+    at.sidebar.slider(key="sb_min_face").set_value(60).run()
+    assert "The smallest face to analyse changed since this analysis" in texts(at)
+    assert "still uses 40 px" in texts(at)
+    at.slider(key="video_frames").set_value(12).run()
+    assert "The frames to analyse changed" in texts(at)
+
+    # another file: the old verdict leaves the page
+    other = write_clip(tmp_path / "other.mp4", two_faces_frames(12)[0], fps=12)
+    at.session_state["video_path"] = str(other)
+    at.run()
+    ok(at)
+    assert "video_view" not in at.session_state
+    assert "Verdict for the video" not in texts(at) and "then press **Analyse video**" in texts(at)
+    assert "face.mp4" not in texts(at)
+
+
+def test_video_page_without_any_face_says_so(models_env, tmp_path):
+    from video_fixtures import blank_frames, write_clip
+
+    clip = write_clip(tmp_path / "noise.mp4", blank_frames(12), fps=12)
+    at = app(VIDEO, video_path=str(clip))
+    at.slider(key="video_frames").set_value(10).run()
+    at.button(key="video_go").click().run()
+    ok(at)
+    assert "No face was found in any of the 10 analysed frames" in texts(at)
+    assert not at.get("plotly_chart") and "Frame by frame" not in texts(at)
+    assert not at.get("select_slider") and not images(at)
+    assert "Input quality" in texts(at)
+    at.sidebar.slider(key="sb_min_face").set_value(20).run()     # what the message suggests needs a new analysis
+    ok(at)
+    assert "The smallest face to analyse changed since this analysis" in texts(at)
+
+
+def test_heatmap_over_the_photo_and_the_video_frame(models_env, face_photo, face_clip):
+    from visualization.heatmaps import CAM_SIDE
+
+    at = app(IMAGE, image_paths=[str(face_photo)])
+    ok(at)
+    view = at.session_state["image_views"][at.session_state["image_current"][0]]
+    assert "heatmap_cache" not in at.session_state            # nothing computed while the toggle is off
+    boxed = images(at)[0].proto.imgs[0].url
+    toggle = next(t for t in at.toggle if t.key.startswith("heat-on-"))
+    toggle.set_value(True).run()
+    ok(at)
+    cache = at.session_state["heatmap_cache"]
+    assert sorted(name for _, name in cache) == sorted(NAMES)          # the ensemble needs every detector's
+    assert all(v.shape == (CAM_SIDE, CAM_SIDE) for v in cache.values())
+    assert images(at)[0].proto.imgs[0].url != boxed
+    assert "Heatmap of all detectors, each weighted by its share" in texts(at)
+    at.selectbox(key=next(s.key for s in at.selectbox if s.key and s.key.startswith("heat-of-"))).set_value(
+        "swin").run()
+    ok(at)
+    assert "Heatmap of swin." in texts(at) and len(at.session_state["heatmap_cache"]) == 5   # from the cache
+    assert view.report.faces
+
+    at = app(VIDEO, video_path=str(face_clip))
+    at.slider(key="video_frames").set_value(10).run()
+    at.button(key="video_go").click().run()
+    ok(at)
+    frame_picture = [i for i in images(at) if any(c.startswith("Frame ") for c in i.captions)][0].proto.imgs[0].url
+    next(t for t in at.toggle if t.key.startswith("heat-on-")).set_value(True).run()
+    ok(at)
+    after = [i for i in images(at) if any(c.startswith("Frame ") for c in i.captions)][0].proto.imgs[0].url
+    assert after != frame_picture and "Heatmap of all detectors" in texts(at)
+
+
+# ------------------------------------------------------------------------------------------------ smaller items
+def test_image_page_names_the_users_file_and_rounds_like_the_badges(models_env, face_photo):
+    at = app(IMAGE)
+    at.file_uploader(key="image_uploads").set_value([
+        ("empty.jpg", b"", "image/jpeg"), ("astronaut.jpg", face_photo.read_bytes(), "image/jpeg")]).run()
+    ok(at)
+    errors = [e.value for e in at.error]
+    assert any("empty file (0 bytes): empty.jpg" in e for e in errors), errors
+    assert not any(tempfile.gettempdir() in e or TEMP_PREFIX in e for e in errors), errors
+    table = at.dataframe[0].value.set_index("Picture")
+    p = next(v.report.probability for v in at.session_state["image_views"].values() if v.name == "astronaut.jpg")
+    shown = table.loc["astronaut.jpg", "Fake probability"]
+    assert shown == int(f"{p * 100:.0f}") and f"{int(shown)}% probability of fake" in texts(at)
+    assert "Notes" in table.columns
+
+
+def test_sidebar_strategy_names_fit_and_models_table_puts_the_verdict_columns_first(models_env):
+    from ui.sidebar import STRATEGY_LABELS
+
+    at = app(MODELS)
+    ok(at)
+    strategy = at.sidebar.selectbox(key="sb_strategy")
+    assert strategy.options == [STRATEGY_LABELS[s] for s in STRATEGY_LABELS]
+    assert max(len(label) for label in strategy.options) <= 24          # the sidebar shows ~26 characters
+    assert all(f"**{label.split(' (')[0]}**" in strategy.help for label in strategy.options)
+    columns = list(at.dataframe[0].value.columns)
+    assert columns[:5] == ["Detector", "Loaded", "Votes by default", "Held-out AUC", "Ensemble weight"]

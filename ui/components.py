@@ -28,6 +28,12 @@ CAVEATS = ("Automatic detectors make mistakes in both directions, and they are l
            "among others, never as proof.")
 
 
+def percent(probability: float | None) -> int | None:
+    """A probability in whole percent, rounded exactly as the badges and charts write it ("70%"), so a table and
+    a badge never show 70.27 % beside 70 %."""
+    return None if probability is None else int(f"{float(probability) * 100:.0f}")
+
+
 def shown_votes(report: Any, votes: Mapping[str, int] | None) -> Mapping[str, int] | None:
     """`votes` when the report's strategy makes its result a vote (majority), else None: what verdict_badge and the
     charts take to show votes instead of a probability."""
@@ -45,9 +51,9 @@ def verdict_badge(verdict: str | None, probability: float | None, agreement: flo
     if votes:
         prob = votes_text(votes)
     elif big:
-        prob = "" if probability is None else f"{probability:.0%} probability of fake"
+        prob = "" if probability is None else f"{percent(probability)}% probability of fake"
     else:
-        prob = "" if probability is None else f"{probability:.0%} fake"
+        prob = "" if probability is None else f"{percent(probability)}% fake"
     if big:
         agree = "" if agreement is None else f"detectors agree: {agreement_label(agreement)} ({agreement:.2f})"
     else:

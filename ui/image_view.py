@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -12,13 +13,16 @@ from analysis.ensemble import AGREEMENT_MEANING, agreement_label, shows_votes, v
 from analysis.report import face_count_text
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
 from visualization.charts import model_probability_chart
+from visualization.overlays import scale_faces
 
-from .components import (HEADLINES, caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel,
-                         shown_votes, verdict_badge)
+from .components import (HEADLINES, caveats, explanation, not_voting_caption, percent, quality_panel,
+                         reproducibility_panel, shown_votes, verdict_badge)
 from .exports import report_html, report_json, reports_json
+from .heatmap_view import FaceToExplain, heatmap_caption, heatmap_choice, heatmap_picture, heatmap_title
 from .runner import ImageView
 
 FACES_SHOWN = 4
+SUMMARY_ROW_HEIGHT = 72   # px: above 4rem the overview table wraps long notes instead of cutting them
 NO_DETECTOR = "no detector available"
 NO_FACE_HELP = ("The detectors only examine faces. Try a larger or sharper picture, lower the smallest face size in "
                 "the sidebar, or turn on \"score the whole picture\" for a close-up crop.")
@@ -48,15 +52,18 @@ def render_summary(views: Sequence[ImageView]) -> None:
         r = v.report
         worst = _worst(r.faces)
         rows.append({"Picture": v.name, "Verdict": HEADLINES.get(r.verdict, "ERROR") if not r.error else "ERROR",
-                     "Fake probability": r.probability, "Faces": 0 if r.whole_image else len(r.faces),
+                     "Fake probability": percent(r.probability), "Faces": 0 if r.whole_image else len(r.faces),
                      "Notes": r.error or r.message or "; ".join((r.quality or {}).get("warnings", [])[:1]) or ""})
         if votes:   # a vote is shown as votes, not as a probability
             rows[-1]["Votes"] = votes_text(worst.votes) if worst is not None else ""
     df = pd.DataFrame(rows).sort_values("Fake probability", ascending=False, na_position="last")
     if votes:
         df = df.drop(columns=["Fake probability"])[["Picture", "Verdict", "Votes", "Faces", "Notes"]]
-    st.dataframe(df, hide_index=True, column_config={
-        "Fake probability": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0),
+    # whole percents, rounded as the badges round them; rows tall enough for the notes to wrap (over 4rem)
+    st.dataframe(df, hide_index=True, row_height=SUMMARY_ROW_HEIGHT, column_config={
+        "Picture": st.column_config.TextColumn(width="medium"),
+        "Fake probability": st.column_config.ProgressColumn(format="%d%%", min_value=0, max_value=100,
+                                                            width="small"),
         "Notes": st.column_config.TextColumn(width="large")})
     st.download_button("Download all reports (JSON)", reports_json([v.report for v in views]),
                        file_name="image-reports.json", mime="application/json", key="dl-all-images")
@@ -84,10 +91,7 @@ def render_image_view(view: ImageView) -> None:
         count = face_count_text(len(faces), report.whole_image)
         left, right = st.columns([3, 2], gap="large")
         with left:
-            if view.picture is not None:
-                st.image(view.picture, width="stretch",
-                         caption=f"{count}{'' if report.whole_image else ' found'} · {report.width}×{report.height} px"
-                                 + ("" if report.whole_image else " · box colour = verdict of that face"))
+            heatmaps = _picture(view, uid, count) if view.picture is not None else {}
         with right:
             verdict_badge(report.verdict, report.probability, worst.agreement if worst else None,
                           subject="Verdict for this picture", votes=shown_votes(report, worst.votes if worst else None))
@@ -116,9 +120,32 @@ def render_image_view(view: ImageView) -> None:
                            file_name=f"{Path(view.name).stem or 'image'}.report.json", mime="application/json",
                            key=f"dl-{uid}")
         # rendered only when clicked (a callable): the page embeds the picture
-        st.download_button("Download report (HTML)", lambda: report_html(report, view.picture, view.crops),
+        st.download_button("Download report (HTML)",
+                           lambda: report_html(report, view.picture, view.crops, heatmaps),
                            file_name=f"{Path(view.name).stem or 'image'}.report.html", mime="text/html",
                            key=f"dl-html-{uid}", help="One self-contained page with the pictures; print it to PDF")
+
+
+def _picture(view: ImageView, uid: str, count: str) -> dict[str, np.ndarray]:
+    """The picture with its boxes, or with the chosen Grad-CAM heatmap inside them (toggle); returns the heatmap
+    shown ({title: picture}, for the HTML report), {} while the toggle is off."""
+    report = view.report
+    photo = view.photo_rgb() if report.faces else None
+    choice = heatmap_choice(uid, list(report.models_used)) if photo is not None else None
+    picture, errors = view.picture, {}
+    if choice is not None:
+        scaled = scale_faces(report.faces, view.scale)
+        faces = [FaceToExplain(box=d["box"], crop=view.crops[i] if i < len(view.crops) else None,
+                               names=list(f.models), weights=f.weights)
+                 for i, (f, d) in enumerate(zip(report.faces, scaled))]
+        picture, errors = heatmap_picture(photo, faces, choice, float(report.settings.get("margin", 0.0)), scaled)
+    st.image(picture, width="stretch",
+             caption=f"{count}{'' if report.whole_image else ' found'} · {report.width}×{report.height} px"
+                     + ("" if report.whole_image else " · box colour = verdict of that face"))
+    if choice is None:
+        return {}
+    heatmap_caption(choice, errors)
+    return {heatmap_title(choice): picture}
 
 
 def _worst(faces):

@@ -12,6 +12,8 @@ from analysis.analyzer import Analyzer
 
 from .components import how_to_make
 
+MODELS_ROW_HEIGHT = 72   # px
+
 
 def _metric(manifest: dict, *keys: str) -> float | None:
     metrics = manifest.get("metrics") or {}
@@ -51,15 +53,16 @@ def _summary_rows(info: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for entry in info:
         m = entry.get("manifest") or {}
+        # what decides a result first (left), what describes the model after: the table fits the page's width
         rows.append({
             "Detector": entry["name"], "Loaded": "✓ yes" if entry["loaded"] else "✗ no",
-            "Architecture": entry["architecture"], "Family": entry["family"],
-            "Training data": training_data_text(m.get("training")) if entry["loaded"] else "",
-            "Input size": f"{entry.get('input_size') or entry['default_input_size']} px",
             "Votes by default": votes_text(entry),
             "Held-out AUC": _metric(m, "test_auc", "val_auc", "auc"),
-            "Temperature": m.get("temperature"),
             "Ensemble weight": entry.get("weight_in_ensemble"),
+            "Temperature": m.get("temperature"),
+            "Input size": f"{entry.get('input_size') or entry['default_input_size']} px",
+            "Training data": training_data_text(m.get("training")) if entry["loaded"] else "",
+            "Architecture": f"{entry['architecture']} ({entry['family']})",
         })
     return pd.DataFrame(rows)
 
@@ -106,14 +109,20 @@ def render_models_page(analyzer: Analyzer) -> None:
     if analyzer.gate_note():
         st.warning(f"{analyzer.gate_note()[0].upper()}{analyzer.gate_note()[1:]}.", icon=":material/how_to_vote:")
     st.markdown(operating_point_markdown(analyzer.operating_point_info()))
-    st.dataframe(_summary_rows(info), hide_index=True, column_config={
+    # rows tall enough (over 4rem) for the long cells to wrap within their column instead of widening the table
+    st.dataframe(_summary_rows(info), hide_index=True, row_height=MODELS_ROW_HEIGHT, column_config={
+        "Loaded": st.column_config.TextColumn(width=70),
         "Votes by default": st.column_config.TextColumn(help="Whether the detector takes part in the default "
-                                                             "ensemble (quality gate), and why not", width="large"),
-        "Held-out AUC": st.column_config.NumberColumn(format="%.3f",
+                                                             "ensemble (quality gate), and why not", width="medium"),
+        "Held-out AUC": st.column_config.NumberColumn(format="%.3f", width=100,
                                                       help="Area under the ROC curve on data held out from training "
                                                            "(1.0 perfect, 0.5 chance)"),
-        "Temperature": st.column_config.NumberColumn(format="%.2f", help="Calibration: logits are divided by it"),
-        "Ensemble weight": st.column_config.NumberColumn(format="%.3f")})
+        "Ensemble weight": st.column_config.NumberColumn(format="%.3f", width=110),
+        "Temperature": st.column_config.NumberColumn(format="%.2f", width=100,
+                                                     help="Calibration: logits are divided by it"),
+        "Input size": st.column_config.TextColumn(width=80),
+        "Training data": st.column_config.TextColumn(width="medium"),
+        "Architecture": st.column_config.TextColumn(width="medium")})
     for entry in info:
         name = entry["name"]
         icon = ":material/check_circle:" if entry["loaded"] else ":material/error:"

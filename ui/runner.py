@@ -18,6 +18,7 @@ from analysis.errors import MediaError
 from analysis.media import load_image, sniff_kind
 from analysis.report import ImageReport
 from analysis.settings import AnalysisSettings
+from video.report import decode_jpeg, encode_jpeg
 from visualization.overlays import crop_faces, draw_faces, fit_within, scale_faces
 
 from .uploads import MediaInput, materialized
@@ -41,14 +42,31 @@ class ImageView:
     report: ImageReport
     picture: np.ndarray | None = None            # boxed picture, at most PICTURE_SIDE
     crops: list[np.ndarray] = field(default_factory=list)   # one per report.faces, CROP_SIDE square
+    photo: bytes | None = field(default=None, repr=False)   # the same picture without boxes (JPEG), for heatmaps
+    scale: float = 1.0                           # picture (and photo) pixels per original pixel
+
+    def photo_rgb(self) -> np.ndarray | None:
+        return decode_jpeg(self.photo)
 
 
 @dataclass
 class VideoView:
-    key: str
+    key: str                                     # "<input digest>|<settings>|<options>": one analysis
     name: str
     report: Any                                  # video.report.VideoReport, or an ImageReport with the error
     settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """The analysed input's MediaInput.digest."""
+        return self.key.split("|", 1)[0]
+
+
+@dataclass
+class VideoProbe:
+    """What the Video page knows of a file before analysing it."""
+    metadata: dict[str, Any] | None = None       # duration, size, fps...: a video the analysis can read
+    problem: str | None = None                   # why it cannot be analysed (one line), when known
 
 
 @dataclass
@@ -87,8 +105,9 @@ def analyze_image_input(analyzer: Analyzer, item: MediaInput, settings: Analysis
             if report.error is None and report.kind == "image":
                 rgb = load_image(path, max_pixels=settings.max_pixels).rgb
                 view.crops = crop_faces(rgb, report.faces, margin=settings.margin, size=CROP_SIDE)
-                small, scale = fit_within(rgb, PICTURE_SIDE)
-                view.picture = draw_faces(small, scale_faces(report.faces, scale))
+                small, view.scale = fit_within(rgb, PICTURE_SIDE)
+                view.picture = draw_faces(small, scale_faces(report.faces, view.scale))
+                view.photo = encode_jpeg(small, PICTURE_SIDE, quality=90)[0]
             return view
     except MediaError as exc:
         return ImageView(key, item.name, _error_report(item, settings, str(exc)))
@@ -104,20 +123,26 @@ def _sniff(path) -> str | None:
         return None
 
 
-def probe_duration(item: MediaInput) -> dict[str, Any] | None:
-    """The video's verified metadata (duration, size, fps), or None when it is not a readable video."""
+def probe_video_input(item: MediaInput) -> VideoProbe:
+    """The video's verified metadata (duration, size, fps), or why it cannot be analysed: a picture, not media,
+    an empty or unreadable file (the same one-line reasons the analysis would give, naming the user's file)."""
     from video.decode import probe_video
 
     try:
         with materialized(item) as path:
-            if _sniff(path) != "video":
-                return None
-            return probe_video(path, hash_file=False).metadata()
-    except MediaError:
-        return None
+            if path.is_file() and path.stat().st_size == 0:
+                return VideoProbe(problem=f"{item.name} is empty (0 bytes)")
+            kind = _sniff(path)
+            if kind == "image":
+                return VideoProbe(problem=f"{item.name} is a picture: analyse it on the Image page")
+            if kind != "video":
+                return VideoProbe(problem=f"{item.name} is not a video this tool can read")
+            return VideoProbe(metadata=probe_video(path, hash_file=False).metadata())
+    except MediaError as exc:
+        return VideoProbe(problem=f"{item.name}: {_one_line(exc)}")
     except Exception:  # noqa: BLE001 - probing is a convenience; the analysis reports the real error
         log.exception("probing %s failed", item.name)
-        return None
+        return VideoProbe()
 
 
 def analyze_video_input(analyzer: Analyzer, item: MediaInput, settings: AnalysisSettings, options: Any,

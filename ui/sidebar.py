@@ -9,13 +9,19 @@ from analysis.analyzer import VALIDATION, Analyzer, Decision
 from analysis.ensemble import STRATEGIES
 from analysis.settings import DEFAULT_STRATEGY, AnalysisSettings
 
+# Short enough for the sidebar's select box; what each one does is in STRATEGY_HELP (the box's tooltip).
 STRATEGY_LABELS = {
-    "weighted": "Weighted by each detector's test accuracy (recommended)",
-    "mean_probability": "Plain average of probabilities",
-    "mean_logit": "Average of log-odds",
+    "weighted": "Weighted (recommended)",
+    "mean_probability": "Average probability",
+    "mean_logit": "Average log-odds",
     "majority": "Majority vote",
-    "confidence_weighted": "Average weighted by each detector's confidence",
+    "confidence_weighted": "Confidence-weighted",
 }
+STRATEGY_HELP = ("How the detectors' probabilities become one. **Weighted**: each detector counts by its accuracy "
+                 "on validation data (its AUC above chance). **Average probability**: the plain mean. **Average "
+                 "log-odds**: the mean on the log-odds scale, where confident detectors pull harder. **Majority "
+                 "vote**: each detector votes fake or real, abstaining inside the uncertainty band; the result is "
+                 "the share of fake votes. **Confidence-weighted**: each detector counts as much as it is sure.")
 # threshold and band start at the models' operating point for the chosen strategy and detectors (_decision)
 DEFAULTS: dict[str, Any] = {"strategy": DEFAULT_STRATEGY, "min_face_size": 40, "whole_image_fallback": False}
 _KEEP = "keep::"  # widget state is dropped when a page without the widget runs: keep a copy under this prefix
@@ -81,7 +87,8 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
         strategies = [s for s in STRATEGY_LABELS if s in STRATEGIES]
         strategies += [s for s in STRATEGIES if s not in STRATEGY_LABELS]
         strategy = _kept(st.selectbox, "How detectors are combined", "sb_strategy", DEFAULTS["strategy"],
-                         options=strategies, format_func=lambda s: STRATEGY_LABELS.get(s, s))
+                         options=strategies, format_func=lambda s: STRATEGY_LABELS.get(s, s),
+                         help=STRATEGY_HELP)
         loaded = list(analyzer.detectors)
         if loaded:
             kept = st.session_state.get(_KEEP + "sb_detectors")

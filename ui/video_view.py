@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import streamlit as st
 
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
+from video.engine import Rescored
 from video.report import person_label
 from visualization.charts import model_probability_chart, video_timeline_chart
 from visualization.overlays import draw_faces, scale_faces
@@ -13,6 +15,7 @@ from visualization.overlays import draw_faces, scale_faces
 from .components import (caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel, shown_votes,
                          verdict_badge)
 from .exports import frames_csv, report_html, report_json
+from .heatmap_view import FaceToExplain, heatmap_caption, heatmap_choice, heatmap_picture
 from .image_view import CHART_NOTE, NOT_VOTING_NOTE, short_id
 from .runner import VideoView
 
@@ -20,6 +23,13 @@ FRAME_KEY = "video_frame"
 PERSON_KEY = "video_person"   # + "_" + the analysis's id: whose face the timeline follows
 PEOPLE_PER_ROW = 4
 ANY_PERSON = "Most suspicious face in each frame (any person: the line may jump between people)"
+NO_FACE_TEXT = ("No face was found in any of the {analysed} analysed frames, so nothing was scored: there is no "
+                "timeline and no verdict. The detectors only examine faces. Try more frames, the part of the video "
+                "where a face is large and clearly visible, or a smaller \"smallest face\" in the sidebar.")
+# words for video.engine.FACE_SETTINGS in the "press Analyse video" notes: (what it is, unit)
+FACE_SETTING_WORDS = {"min_face_size": ("smallest face to analyse", " px"), "margin": ("face crop margin", ""),
+                      "face_threshold": ("face detection confidence", ""), "max_faces": ("most faces per frame", ""),
+                      "detect_max_side": ("face detection size", " px"), "max_pixels": ("pixel limit", "")}
 
 
 def _decision(report) -> tuple[float, float]:
@@ -38,7 +48,29 @@ def _best_crop(report, track_id: int):
     return max(faces, key=lambda f: (f.score, f.size)).crop_rgb()
 
 
-def render_video_view(view: VideoView, current_settings: dict | None = None) -> None:
+def rerun_reasons(rescored: Rescored | None, frames_changed: bool) -> list[str]:
+    """What the stored scores cannot answer, one sentence each: detectors that were not run, face-finding settings
+    and the choice of frames changed since the analysis. Empty: the result shown is up to date."""
+    reasons = []
+    if rescored is not None and rescored.not_run:
+        names, one = ", ".join(rescored.not_run), len(rescored.not_run) == 1
+        used = ", ".join(rescored.report.models_used)
+        reasons.append(f"{names} {'was' if one else 'were'} not run when this video was analysed: press **Analyse "
+                       f"video** to include {'it' if one else 'them'}. Until then the result uses {used}.")
+    for key in rescored.changed if rescored is not None else []:
+        label, unit = FACE_SETTING_WORDS.get(key, (key, ""))
+        before = rescored.report.settings.get(key)
+        reasons.append(f"The {label} changed since this analysis: faces are found while the video is analysed, so "
+                       f"press **Analyse video** to apply it. The result below still uses {before}{unit}.")
+    if frames_changed:
+        reasons.append("The frames to analyse changed: press **Analyse video** to analyse them. The result below is "
+                       "for the frames analysed before.")
+    return reasons
+
+
+def render_video_view(view: VideoView, rerun: Sequence[str] = (), live: bool = False) -> None:
+    """The analysis `view` (with `live`: its stored scores re-combined under the sidebar's settings) and what a
+    new analysis would still change (`rerun`, from rerun_reasons)."""
     report = view.report
     uid = short_id(view.key)
     st.subheader(f":material/movie: {view.name}")
@@ -54,8 +86,11 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
         return
     if report.error:
         st.warning(f"Only part of the video could be read: {report.error}")
-    if current_settings is not None and _decision_changed(view.settings, current_settings):
-        st.info("The sidebar settings changed since this analysis: press **Analyse video** again to apply them.")
+    for reason in rerun:
+        st.info(reason, icon=":material/replay:")
+    if live:
+        st.caption(":material/tune: Threshold, band, strategy and detectors from the sidebar are applied to the "
+                   "scores stored for every face of every analysed frame: no new analysis is needed for them.")
     threshold, band = _decision(report)
     meta = report.metadata or {}
     summary = report.summary or {}
@@ -87,6 +122,26 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
     if not frames:
         caveats()
         return
+    if report.faces:
+        _timeline_and_frames(report, frames, uid, threshold, band)
+    else:
+        st.info(NO_FACE_TEXT.format(analysed=len(frames)), icon=":material/face_retouching_off:")
+
+    quality_panel(report.quality)
+    reproducibility_panel(report)
+    stem = Path(view.name).stem or "video"
+    d1, d_html, d2, _ = st.columns([1, 1, 1, 1])
+    d1.download_button("Download report (JSON)", report_json(report), file_name=f"{stem}.report.json",
+                       mime="application/json", key=f"dl-json-{uid}")
+    d_html.download_button("Download report (HTML)", lambda: report_html(report), file_name=f"{stem}.report.html",
+                           mime="text/html", key=f"dl-html-{uid}",
+                           help="One self-contained page with key frames and faces; print it to PDF")
+    d2.download_button("Download per-frame scores (CSV)", frames_csv(report), file_name=f"{stem}.frames.csv",
+                       mime="text/csv", key=f"dl-csv-{uid}")
+    caveats()
+
+
+def _timeline_and_frames(report, frames, uid: str, threshold: float, band: float) -> None:
     times = [fr.time for fr in frames]
     st.markdown("##### Fake probability over time")
     track_filter = report.decisive_track
@@ -108,24 +163,6 @@ def render_video_view(view: VideoView, current_settings: dict | None = None) -> 
         st.plotly_chart(video_timeline_chart(report, threshold, band, current_time=times[idx], track=track_filter),
                         key=f"timeline-{uid}", config={"displayModeBar": False})
     _frame(report, frames[idx], uid, threshold, band)
-
-    quality_panel(report.quality)
-    reproducibility_panel(report)
-    stem = Path(view.name).stem or "video"
-    d1, d_html, d2, _ = st.columns([1, 1, 1, 1])
-    d1.download_button("Download report (JSON)", report_json(report), file_name=f"{stem}.report.json",
-                       mime="application/json", key=f"dl-json-{uid}")
-    d_html.download_button("Download report (HTML)", lambda: report_html(report), file_name=f"{stem}.report.html",
-                           mime="text/html", key=f"dl-html-{uid}",
-                           help="One self-contained page with key frames and faces; print it to PDF")
-    d2.download_button("Download per-frame scores (CSV)", frames_csv(report), file_name=f"{stem}.frames.csv",
-                       mime="text/csv", key=f"dl-csv-{uid}")
-    caveats()
-
-
-def _decision_changed(before: dict, now: dict) -> bool:
-    keys = ("threshold", "band", "strategy", "detectors", "min_face_size", "whole_image_fallback")
-    return any(before.get(k) != now.get(k) for k in keys)
 
 
 def _agreement(report, track) -> float | None:
@@ -186,8 +223,16 @@ def _frame(report, frame, uid: str, threshold: float, band: float) -> None:
     with left:
         thumb = frame.thumbnail_rgb()
         if thumb is not None:
-            st.image(draw_faces(thumb, scale_faces(frame.faces, frame.thumb_scale)), width="stretch",
+            boxed = scale_faces(frame.faces, frame.thumb_scale)
+            choice = heatmap_choice(uid, list(report.models_used))
+            picture, errors = (draw_faces(thumb, boxed), {}) if choice is None else heatmap_picture(
+                thumb, [FaceToExplain(box=d["box"], crop=f.crop_rgb(), names=list(f.models), weights=f.weights)
+                        for f, d in zip(frame.faces, boxed)],
+                choice, float(report.settings.get("margin", 0.0)), boxed)
+            st.image(picture, width="stretch",
                      caption=f"Frame {frame.index} at {frame.time:.2f} s · {len(frame.faces)} face(s)")
+            if choice is not None:
+                heatmap_caption(choice, errors)
         else:
             st.info("No picture was kept for this frame.")
     with right:
