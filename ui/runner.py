@@ -181,7 +181,8 @@ def faces_for_features(analyzer: Analyzer, item: MediaInput, settings: AnalysisS
         if not faces:
             return FaceSource(item.name, [], [], "no face found in this picture")
         crops = crop_faces(rgb, faces, margin=settings.margin, size=CROP_SIDE)
-        return FaceSource(item.name, crops, [f"Face {i + 1} ({f.size:.0f} px)" for i, f in enumerate(faces)])
+        labels = [f"Face {i + 1} ({f.visible_size:.0f} px)" for i, f in enumerate(faces)]
+        return FaceSource(item.name, crops, labels)
     except MediaError as exc:
         return FaceSource(item.name, [], [], str(exc))
     except Exception as exc:  # noqa: BLE001
