@@ -22,6 +22,70 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting accepts. The checks below, the video options' and the HTTP API's parser use
+    `contains` / `describe`; the API's OpenAPI document states `json_schema()`: one rule, everywhere."""
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    integer: bool = False
+
+    def contains(self, value: Any) -> bool:
+        if not _is_number(value) or (self.integer and float(value) != int(value)):
+            return False
+        if self.minimum is not None and (value <= self.minimum if self.exclusive_minimum else value < self.minimum):
+            return False
+        if self.maximum is not None and (value >= self.maximum if self.exclusive_maximum else value > self.maximum):
+            return False
+        return True
+
+    def describe(self) -> str:
+        """The rule in words: "between 0 and 1", "at least 0 and below 0.5", "above 0"."""
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None and not (self.exclusive_minimum or self.exclusive_maximum):
+            return f"between {_num(lo)} and {_num(hi)}"
+        parts = []
+        if lo is not None:
+            parts.append(f"{'above' if self.exclusive_minimum else 'at least'} {_num(lo)}")
+        if hi is not None:
+            parts.append(f"{'below' if self.exclusive_maximum else 'at most'} {_num(hi)}")
+        return " and ".join(parts) or ("an integer" if self.integer else "a number")
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema (2020-12, as in OpenAPI 3.1) of the accepted values."""
+        out: dict[str, Any] = {"type": "integer" if self.integer else "number"}
+        if self.minimum is not None:
+            out["exclusiveMinimum" if self.exclusive_minimum else "minimum"] = self.minimum
+        if self.maximum is not None:
+            out["exclusiveMaximum" if self.exclusive_maximum else "maximum"] = self.maximum
+        return out
+
+
+# The numeric settings' ranges (AnalysisSettings field -> Range). margin's cap bounds the crop's memory
+# (side = box side * (1 + margin)).
+RANGES: dict[str, Range] = {
+    "threshold": Range(0.0, 1.0),
+    "band": Range(0.0, 0.5, exclusive_maximum=True),
+    "margin": Range(0.0, 2.0),
+    "min_face_size": Range(1, integer=True),
+    "max_faces": Range(1, integer=True),
+}
+# video.sampling.VideoOptions' sampling fields; `frames` is also capped by the options' (or the server's) max_frames.
+VIDEO_RANGES: dict[str, Range] = {
+    "frames": Range(1, integer=True),
+    "every": Range(1, integer=True),
+    "rate": Range(0.0, exclusive_minimum=True),
+    "start": Range(0.0),
+    "end": Range(0.0, exclusive_minimum=True),
+}
+
+
 @dataclass
 class AnalysisSettings:
     strategy: str = DEFAULT_STRATEGY    # a name from analysis.ensemble.STRATEGIES
@@ -47,16 +111,12 @@ class AnalysisSettings:
         """The first invalid value as one line, or None."""
         if self.strategy not in STRATEGY_NAMES:
             return f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}"
-        if self.threshold is not None and not (_is_number(self.threshold) and 0.0 <= self.threshold <= 1.0):
-            return f"threshold must be between 0 and 1, got {self.threshold!r}"
-        if self.band is not None and not (_is_number(self.band) and 0.0 <= self.band < 0.5):
-            return f"band must be at least 0 and below 0.5, got {self.band!r}"
-        if not (_is_number(self.margin) and self.margin >= 0.0):
-            return f"margin must be at least 0, got {self.margin!r}"
-        if not (_is_number(self.min_face_size) and self.min_face_size >= 1):
-            return f"min_face_size must be at least 1 pixel, got {self.min_face_size!r}"
-        if not (_is_number(self.max_faces) and self.max_faces >= 1):
-            return f"max_faces must be at least 1, got {self.max_faces!r}"
+        for name, allowed in RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in ("threshold", "band"):   # None: the operating point's
+                continue
+            if not allowed.contains(value):
+                return f"{name} must be {allowed.describe()}, got {value!r}"
         return None
 
     @property

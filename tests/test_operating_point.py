@@ -188,7 +188,8 @@ def test_settings_leave_threshold_and_band_to_the_operating_point():
     ({"band": 0.5}, "band must be at least 0 and below 0.5, got 0.5"),
     ({"band": -0.01}, "band must be at least 0 and below 0.5"),
     ({"strategy": "nope"}, "unknown strategy 'nope'"),
-    ({"margin": -0.1}, "margin must be at least 0"),
+    ({"margin": -0.1}, "margin must be between 0 and 2"),
+    ({"margin": 2.5}, "margin must be between 0 and 2, got 2.5"),
     ({"min_face_size": 0}, "min_face_size must be at least 1"),
     ({"max_faces": 0}, "max_faces must be at least 1"),
 ])

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from analysis.errors import MediaError
+from analysis.settings import VIDEO_RANGES
 
 
 @dataclass
@@ -31,18 +32,12 @@ class VideoOptions:
         """Raises ValueError (a caller's mistake, not bad media) for options that make no sense."""
         if self.every is not None and self.rate is not None:
             raise ValueError("choose one of every= and rate=, not both")
-        if int(self.frames) < 1:
-            raise ValueError(f"frames must be at least 1, got {self.frames}")
-        if self.every is not None and int(self.every) < 1:
-            raise ValueError(f"every must be at least 1, got {self.every}")
-        if self.rate is not None and not float(self.rate) > 0:
-            raise ValueError(f"rate must be above 0 frames per second, got {self.rate}")
-        if self.start is not None and float(self.start) < 0:
-            raise ValueError(f"start must be 0 s or later, got {self.start}")
+        for name, allowed in VIDEO_RANGES.items():   # frames, every (frames), rate (per second), start, end (s)
+            value = getattr(self, name)
+            if value is not None and not allowed.contains(value):
+                raise ValueError(f"{name} must be {allowed.describe()}, got {value!r}")
         if self.start is not None and self.end is not None and float(self.end) <= float(self.start):
             raise ValueError(f"end ({self.end} s) must come after start ({self.start} s)")
-        if self.end is not None and float(self.end) <= 0:
-            raise ValueError(f"end must be after 0 s, got {self.end}")
         if int(self.max_frames) < 1 or int(self.batch_frames) < 1:
             raise ValueError("max_frames and batch_frames must be at least 1")
         if int(self.thumb_side) < 16 or int(self.crop_side) < 16:
