@@ -58,7 +58,7 @@ def test_cache_resumes_without_recomputing(tmp_path):
     first, pixels = np.array(first), np.array(pixels)
     # the cached pixels, normalised, are exactly what inference feeds the model
     from detectors.preprocess import to_tensor_batch
-    from train.engine import read_rgb
+    from train.dataset import read_rgb
     want = to_tensor_batch([read_rgb(s.path) for s in samples[:3]], 64, (0.5,) * 3, (0.5,) * 3)
     assert torch.equal(fp.pixels_tensor(pixels[:3], (0.5,) * 3, (0.5,) * 3), want)
     calls = []

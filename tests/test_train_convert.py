@@ -10,7 +10,7 @@ import torch
 
 from train import tracking
 from train.convert import ConversionError, convert, main
-from train.engine import cpu_state, load_checkpoint, save_checkpoint
+from train.checkpoints import cpu_state, load_checkpoint, save_checkpoint
 
 
 def _checkpoint(path: Path, name: str = "cnn_transformer", size: int = 64, run_id: str = "") -> Path:

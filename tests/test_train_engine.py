@@ -1,4 +1,4 @@
-"""The training engine: arguments, schedules, checkpoints, datasets, and short real runs of all five detectors
+"""The training engine (train.engine and the modules it drives): arguments, schedules, checkpoints, datasets, and short real runs of all five detectors
 (MLflow into a temporary SQLite store, conversion, loading through detectors.artifacts)."""
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ import pytest
 import torch
 
 from train import engine
+from train.augment import SelfBlend
+from train.checkpoints import load_checkpoint
+from train.dataset import CropDataset
+from train.passes import recalibrate_batchnorm
+from train.schedules import Schedule, WarmupCosine
 from train.synthetic import make_pair, write_dataset
 
 FIVE = ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
@@ -55,7 +60,7 @@ def test_parser_requires_data_and_sane_fractions(capsys):
 
 
 def test_warmup_cosine_shape():
-    f = engine.WarmupCosine(warmup_steps=10, total_steps=110, floor=0.01)
+    f = WarmupCosine(warmup_steps=10, total_steps=110, floor=0.01)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(60) == pytest.approx(0.01 + 0.99 * 0.5)
     assert f(110) == pytest.approx(0.01) and f(500) == pytest.approx(0.01)
@@ -65,7 +70,7 @@ def test_warmup_cosine_shape():
 def test_schedule_state_roundtrip_through_weights_only(kind, tmp_path):
     def make():
         opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=1e-3)
-        return opt, engine.Schedule(opt, kind, steps_per_epoch=5, epochs=4, warmup_epochs=1, floor=0.01)
+        return opt, Schedule(opt, kind, steps_per_epoch=5, epochs=4, warmup_epochs=1, floor=0.01)
     opt, sched = make()
     for _ in range(7):
         opt.step()
@@ -87,17 +92,16 @@ def test_schedule_state_roundtrip_through_weights_only(kind, tmp_path):
 def test_load_checkpoint_refuses_foreign_files(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a training checkpoint"):
-        engine.load_checkpoint(tmp_path / "other.pt")
+        load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError):
-        engine.load_checkpoint(tmp_path / "missing.pt")
+        load_checkpoint(tmp_path / "missing.pt")
 
 
 def test_dataset_self_blend_turns_reals_into_fakes(synthetic):
     from train.data import discover
     samples = [s for s in discover(synthetic) if s.label == 0][:6]
-    plain = engine.CropDataset(samples, 48, (0.5,) * 3, (0.5,) * 3)
-    sbi = engine.CropDataset(samples, 48, (0.5,) * 3, (0.5,) * 3, sbi=__import__("train.augment").augment.SelfBlend(),
-                             sbi_fraction=1.0)
+    plain = CropDataset(samples, 48, (0.5,) * 3, (0.5,) * 3)
+    sbi = CropDataset(samples, 48, (0.5,) * 3, (0.5,) * 3, sbi=SelfBlend(), sbi_fraction=1.0)
     torch.manual_seed(0)
     for i in range(len(samples)):
         x0, y0, _ = plain[i]
@@ -109,7 +113,7 @@ def test_dataset_self_blend_turns_reals_into_fakes(synthetic):
 def test_precise_bn_recomputes_statistics():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
     data = [(torch.randn(8, 3, 4, 4) * 3 + 5, torch.zeros(8), torch.arange(8)) for _ in range(4)]
-    used = engine.recalibrate_batchnorm(model, data, torch.device("cpu"), batches=3)
+    used = recalibrate_batchnorm(model, data, torch.device("cpu"), batches=3)
     assert used == 3 and not model.training
     with torch.no_grad():
         feats = torch.cat([model[0](x) for x, _, _ in data[:3]])
@@ -187,7 +191,7 @@ def test_resume_continues_the_same_run(synthetic, mlflow_uri, tmp_path):
     assert first.epochs_run == 1
     second = engine.run("cnn_transformer", ["--resume", str(first.last_path), "--epochs", "2", "--no-progress"])
     assert second.out_dir == first.out_dir and second.epochs_run == 2 and second.run_id == first.run_id
-    ckpt = engine.load_checkpoint(second.last_path)
+    ckpt = load_checkpoint(second.last_path)
     assert ckpt["epoch"] == 1 and len(ckpt["history"]) == 2
     assert ckpt["training"]["args"]["limit"] == 16  # arguments came back from the checkpoint
     _check_mlflow(mlflow_uri, first.run_id, 2, converted=False)
@@ -199,6 +203,6 @@ def test_time_limit_and_faults(synthetic, tmp_path):
                                             "--no-progress", "--size", "64", "--epochs", "5", "--batch-size", "8",
                                             "--max-minutes", "0.0001", "--label-noise", "0.25", "--precise-bn", "0"])
     assert result.stopped == "time_limit" and result.epochs_run == 1 and result.best_path.is_file()
-    summary = engine.load_checkpoint(result.best_path)["training"]["data"]
+    summary = load_checkpoint(result.best_path)["training"]["data"]
     assert summary["faults"]["label_noise"]["flipped"] == round(0.25 * summary["splits"]["train"]["n"])
     assert not math.isnan(result.temperature)

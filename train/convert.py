@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np
 import torch
+
+from train.checkpoints import load_checkpoint
 
 log = logging.getLogger("train.convert")
 
@@ -93,7 +92,6 @@ def convert(checkpoint: str | Path, out_dir: str | Path, name: str | None = None
     """Write the artifact and verify it; returns the artifact folder. Logs it to the checkpoint's MLflow run."""
     from detectors.artifacts import save_artifact
     from detectors.registry import get_spec
-    from train.engine import load_checkpoint
     from train.metrics import clean_json
 
     ckpt = load_checkpoint(checkpoint, map_location="cpu")

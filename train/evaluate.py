@@ -41,9 +41,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np
 
 from analysis.analyzer import Analyzer
@@ -54,6 +51,7 @@ from analysis.report import FAKE, REAL, FaceResult
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 from train.data import (LABEL_NAMES, DataError, Sample, SplitFractions, assign_splits, by_split, load_samples,
                         media_kind, parse_data_arg, parse_label, parse_pairs)
+from train.dataset import read_rgb
 from train.metrics import (OperatingPointResult, aggregate_by, calibration_summary, clean_json, compute_metrics,
                            confusion, metrics_by, operating_point, plot_confusion, plot_reliability, plot_roc,
                            verdict_rates)
@@ -154,8 +152,6 @@ def units_from_index(samples: Sequence[Sample], analyzer: Analyzer, settings: An
                      ensemble_name: str) -> list[Unit]:
     """Crops of a crop index: each one face, scored by the analyzer's detectors and ensemble as the app scores a
     face (the crops were already cut with the app's finder and margin)."""
-    from train.engine import read_rgb
-
     groups: dict[tuple[str, int], list[Sample]] = defaultdict(list)
     for s in samples:
         groups[(s.media, s.frame)].append(s)

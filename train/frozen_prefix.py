@@ -37,8 +37,9 @@ from detectors.preprocess import check_crop, resize_rgb, to_tensor_batch
 from detectors.registry import build_model, detector_names, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature, fit_temperature
+from train.checkpoints import cpu_state, save_checkpoint
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
-from train.engine import cpu_state, read_rgb, save_checkpoint
+from train.dataset import read_rgb
 from train.metrics import clean_json, compute_metrics, expected_calibration_error, roc_auc, source_groups
 
 log = logging.getLogger("train.frozen_prefix")
@@ -270,7 +271,7 @@ def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, so
 
 
 def manifest_metrics(temperature: float, parts: dict[str, dict]) -> dict:
-    """The same keys as train.engine.manifest_metrics, which the analyzer, gate and cards read."""
+    """The same keys as train.final_eval.manifest_metrics, which the analyzer, gate and cards read."""
     out: dict = {"temperature": temperature}
     for split, part in parts.items():
         cal = part["calibrated"]

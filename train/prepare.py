@@ -3,10 +3,11 @@ index CSV that the training scripts read.
 
     python -m train.prepare --data DIR [--data NAME=DIR2 ...] --out data_cache/NAME [--size 256] [--frames 16]
 
-Images: the largest face (or `--faces K` largest). Videos: N evenly spaced frames decoded with OpenCV, the largest
-face of each. Images with no face are logged to `skipped.csv` and left out (`--keep-no-face` keeps the whole
-image instead, as the app's whole-image fallback does). Splits are assigned on the originals, by group, before
-cropping, so every crop of one video or photo lands in the same split.
+Images: the largest face (or `--faces K` largest). Videos: N evenly spaced frames, picked and decoded as the video
+engine does (video.decode, video.sampling), the largest face of each. Images with no face are logged to
+`skipped.csv` and left out (`--keep-no-face` keeps the whole image instead, as the app's whole-image fallback
+does). Splits are assigned on the originals, by group, before cropping, so every crop of one video or photo lands
+in the same split.
 
 Resumable: every processed original is appended to `progress.jsonl` as soon as its crops are on disk; a rerun
 skips those (and redoes any whose crop files went missing). The cache remembers its crop settings in
@@ -26,14 +27,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import cv2
 import numpy as np
 
+from analysis.errors import MediaError
 from train.data import (DataError, Sample, SplitFractions, assign_splits, discover, limit_samples,
                         parse_data_arg, summarize, write_index)
+from video.decode import StreamBroken, open_reader, probe_video
+from video.sampling import VideoOptions, sample_indices
 
 log = logging.getLogger("train.prepare")
 
@@ -70,37 +71,21 @@ class PrepareResult:
 
 # ---------------------------------------------------------------------------------------------- decoding
 def read_video_frames(path: str | Path, n: int) -> list[tuple[int, np.ndarray]]:
-    """N evenly spaced frames (index, RGB uint8) decoded with OpenCV, in order. Skipped frames are only
-    grabbed; a frame count the container gets wrong is recounted by grabbing."""
-    from analysis.errors import MediaError
-
-    cap = cv2.VideoCapture(str(path))
+    """N evenly spaced frames (index, RGB uint8) in order, picked and decoded as the video engine does
+    (video.decode.probe_video verifies the frame count; video.sampling picks; the engine's reader decodes). A
+    stream that breaks keeps the frames decoded before the break."""
+    info = probe_video(path, hash_file=False)
+    n = max(1, int(n))
+    plan = sample_indices(info.times, VideoOptions(frames=n, max_frames=n, keep_thumbnails=False))
+    frames: list[tuple[int, np.ndarray]] = []
     try:
-        if not cap.isOpened():
-            raise MediaError(f"OpenCV cannot open the video {path}")
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if total <= 0:
-            total = 0
-            while cap.grab():
-                total += 1
-            cap.release()
-            cap = cv2.VideoCapture(str(path))
-        if total <= 0:
-            raise MediaError(f"no decodable frames in {path}")
-        wanted = set(np.unique(np.linspace(0, total - 1, max(1, n)).round().astype(int)).tolist())
-        frames = []
-        for i in range(max(wanted) + 1):
-            if not cap.grab():
-                break
-            if i in wanted:
-                ok, bgr = cap.retrieve()
-                if ok and bgr is not None:
-                    frames.append((i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-        if not frames:
-            raise MediaError(f"no decodable frames in {path}")
-        return frames
-    finally:
-        cap.release()
+        for frame in open_reader(info).frames(plan.indices):
+            frames.append((frame.index, frame.rgb))
+    except StreamBroken:
+        pass
+    if not frames:
+        raise MediaError(f"no decodable frames in {path}")
+    return frames
 
 
 def landmarks_in_crop(landmarks: Sequence[Sequence[float]] | None, box: Sequence[float], margin: float,
@@ -197,7 +182,6 @@ def _crop_entries(cache: CropCache, sample: Sample, frame: int, faces: list) -> 
 
 
 def _process_images(cache: CropCache, finder, samples: list[Sample]) -> Iterator[dict]:
-    from analysis.errors import MediaError
     from analysis.media import load_image
 
     loaded, entries = [], {}
@@ -219,7 +203,6 @@ def _process_images(cache: CropCache, finder, samples: list[Sample]) -> Iterator
 
 
 def _process_video(cache: CropCache, finder, sample: Sample, chunk: int = 8) -> dict:
-    from analysis.errors import MediaError
     try:
         frames = read_video_frames(sample.path, cache.config.frames)
     except MediaError as exc:
