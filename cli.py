@@ -90,6 +90,7 @@ def _print_human(report: dict[str, Any]) -> None:
     if report.get("error"):
         print(f"{head}\n  ERROR: {report['error']}")
         if not partial:
+            _print_provenance(report.get("provenance"))
             return
         head = "  partial result:"
     strategy = (report.get("settings") or {}).get("strategy")
@@ -99,10 +100,13 @@ def _print_human(report: dict[str, Any]) -> None:
     else:
         scored = [f for f in report.get("faces", []) if f.get("probability") is not None]
         votes = max(scored, key=lambda f: f["probability"]).get("votes") if scored else None
+    declared = (report.get("provenance") or {}).get("declares_generated")
     print(f"{head}\n  verdict: {report.get('verdict') or 'none'}  "
-          f"({_result_text(report.get('probability'), votes, strategy)})")
-    if report.get("message"):
-        print(f"  note: {report['message']}")
+          f"({_result_text(report.get('probability'), votes, strategy)})" + (f"  -- {declared}" if declared else ""))
+    notes = [n for n in (report.get("message") or "").split("; ") if n and n != declared]
+    if notes:
+        print(f"  note: {'; '.join(notes)}")
+    _print_provenance(report.get("provenance"))
     for name, why in (report.get("models_missing") or {}).items():
         print(f"  missing detector {name}: {why}")
     if report.get("models_not_voting"):
@@ -136,6 +140,17 @@ def _print_human(report: dict[str, Any]) -> None:
             print(f"      {entry.get('name', '?'):<16}   -    not voting: {entry.get('reason') or 'left out'}")
     if report.get("faces"):
         print(f"  ({AGREEMENT_MEANING})")
+
+
+def _print_provenance(provenance: dict[str, Any] | None) -> None:
+    """The file's own claims, one finding a line with its strength (private values only with --show-private)."""
+    if not provenance:
+        return
+    print("  provenance (what the file says of itself; it does not change the verdict):")
+    for f in provenance.get("findings") or []:
+        print(f"    [{f['strength']}] {f['source']}: {f['text']}")
+    for key, value in (provenance.get("private") or {}).items():
+        print(f"    private {key}: {value}")
 
 
 def report_targets(report: str, inputs: list[Path]) -> dict[Path, Path]:
@@ -204,6 +219,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         try:
             result: Any = analyze_path(path, analyzer, settings, video_options)
             report = result.to_dict()
+            if args.show_private and report.get("provenance"):
+                report["provenance"]["private"] = dict(result.provenance.private)
         except Exception as exc:  # one bad file never stops the batch
             logging.getLogger(__name__).debug("analysis failed", exc_info=True)
             report = {"path": str(path), "kind": "unknown", "error": f"internal error: {exc}".splitlines()[0],
@@ -274,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--report", metavar="PATH", default=None,
                    help="also write a self-contained HTML report (pictures embedded, printable to PDF): "
                         "PATH is the file for one input, a folder (one <name>.report.html each) for several")
+    a.add_argument("--show-private", action="store_true",
+                   help="print the file's private metadata (GPS position, serial numbers, owner names), shown "
+                        "only as \"present\" otherwise")
     add_analysis_options(a)
     a.set_defaults(func=cmd_analyze)
 

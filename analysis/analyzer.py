@@ -27,6 +27,7 @@ from .faces import Face, FaceFinder, square_crop
 from .media import LoadedImage, load_image
 from .operating_point import FILE_NAME as OPERATING_POINT_FILE
 from .operating_point import OperatingPoint, OperatingPointError, load_operating_point
+from .provenance import read_provenance
 from .quality import assess_quality
 from .report import WHOLE_IMAGE_NOTE, FaceResult, ImageReport, join_notes
 from .settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
@@ -300,6 +301,9 @@ class Analyzer:
             plan = self.begin_report(report, settings)
             names, note, settings = plan.names, plan.note, plan.settings
             t = time.perf_counter()
+            report.provenance = read_provenance(source, "image")
+            timings["provenance"] = time.perf_counter() - t
+            t = time.perf_counter()
             image = load_image(source, max_pixels=settings.max_pixels)
             timings["decode"] = time.perf_counter() - t
             report.width, report.height, report.sha256 = image.width, image.height, image.sha256
@@ -337,7 +341,8 @@ class Analyzer:
             report.error = str(exc).strip("'\"")
         except MemoryError:
             report.error = "out of memory while analysing this image; try a smaller one"
-        report.message = join_notes(report.message, note)
+        report.message = join_notes(report.message, note,
+                                    report.provenance.declares_generated if report.provenance else None)
         report.timings = {k: round(v, 4) for k, v in timings.items()}
         report.timings["total"] = round(sum(timings.values()), 4)
         return report

@@ -127,6 +127,16 @@ def _detector_rows(models: Mapping[str, float], weights: Mapping[str, float], th
 
 
 # --------------------------------------------------------------------------------------------------- page
+def _provenance(prov: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The file's own claims: findings with their strength, and the raw fields (private values only as present)."""
+    if not prov:
+        return None
+    return {"declares_generated": prov.get("declares_generated"),
+            "findings": [f for f in prov.get("findings") or [] if isinstance(f, Mapping)],
+            "fields": [(source, _rows(values)) for source, values in (prov.get("fields") or {}).items()
+                       if isinstance(values, Mapping) and values]}
+
+
 def _page(data: dict[str, Any], report: Any, pictures: ReportPictures) -> dict[str, Any]:
     settings = data.get("settings") or {}
     threshold = settings.get("threshold", DEFAULT_THRESHOLD)
@@ -159,6 +169,7 @@ def _page(data: dict[str, Any], report: Any, pictures: ReportPictures) -> dict[s
         "timings": [(k, f"{v:.2f} s") for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))],
         "quality_warnings": list((data.get("quality") or {}).get("warnings") or []),
         "quality": _rows(data.get("quality") or {}, skip=("warnings", "face_blur")),
+        "provenance": _provenance(data.get("provenance")),
         "heatmaps": [{"caption": str(c), "src": data_uri(img)} for c, img in pictures.heatmaps.items()],
         "figures": [], "faces": [], "people": [], "timeline": None, "face_count": "",
         "verdict_explanation": VERDICT_EXPLANATIONS.get(data.get("verdict"), VERDICT_EXPLANATIONS[None]),

@@ -12,7 +12,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -414,7 +414,14 @@ def estimate_jpeg_quality(image: Image.Image | bytes | str | Path) -> int | None
             return None
     if not tables or 0 not in tables or len(tables[0]) != 64:
         return None
-    luminance = np.asarray(tables[0], dtype=np.int64)
+    return ijg_quality(tables[0])[0]
+
+
+def ijg_quality(luminance: Sequence[int]) -> tuple[int, bool]:
+    """(the IJG quality whose standard luminance table is closest to these 64 values in natural order, whether it
+    is exactly libjpeg's table at that quality: software wrote the file, not a camera's own encoder)."""
+    table = np.asarray(luminance, dtype=np.int64)
     # Relative error, so the many small low-frequency entries weigh as much as the large high-frequency ones.
-    errors = (np.abs(_IJG_TABLES - luminance) / _IJG_TABLES).sum(axis=1)
-    return int(np.argmin(errors)) + 1
+    errors = (np.abs(_IJG_TABLES - table) / _IJG_TABLES).sum(axis=1)
+    best = int(np.argmin(errors))
+    return best + 1, bool(np.array_equal(_IJG_TABLES[best], table))

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .provenance import Provenance
 
 FAKE, REAL, UNCERTAIN = "FAKE", "REAL", "UNCERTAIN"
 
@@ -77,11 +78,13 @@ class ImageReport:
     operating_point: dict[str, Any] = field(default_factory=dict)   # where they came from (Analyzer.decision)
     timings: dict[str, float] = field(default_factory=dict)        # stage -> seconds
     quality: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None                            # what the file says of itself (no verdict)
     created: str = field(default_factory=utc_now)                   # when the analysis started (UTC)
     version: str = __version__                                      # of the app that made the report
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # json_safe, not asdict: it leaves out fields marked json=False (provenance's private values)
+        return json_safe(self)
 
 
 # the report's note when the whole-picture fallback scored a picture without a face

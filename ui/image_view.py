@@ -19,6 +19,7 @@ from .components import (HEADLINES, caveats, explanation, not_voting_caption, pe
                          reproducibility_panel, shown_votes, verdict_badge)
 from .exports import report_html, report_json, reports_json
 from .heatmap_view import FaceToExplain, heatmap_caption, heatmap_choice, heatmap_picture, heatmap_title
+from .provenance_view import provenance_panel
 from .runner import ImageView
 
 FACES_SHOWN = 4
@@ -85,6 +86,7 @@ def render_image_view(view: ImageView) -> None:
             st.error(f"**{view.name}** could not be analysed: {report.error}")
             if report.quality:
                 quality_panel(report.quality)
+            provenance_panel(report.provenance, uid)
             return
         faces = list(report.faces)
         worst = _worst(faces)
@@ -105,6 +107,7 @@ def render_image_view(view: ImageView) -> None:
                 st.caption(f"Detectors used: {', '.join(report.models_used)} · combined by "
                            f"{report.settings.get('strategy', '?')} · threshold {threshold:.2f} ± {band:.2f}")
             not_voting_caption(report)
+            provenance_panel(report.provenance, uid)
         if faces:
             st.markdown("##### Faces and what each detector says")
             order = sorted(range(len(faces)), key=lambda i: -(faces[i].probability or 0.0))

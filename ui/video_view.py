@@ -17,6 +17,7 @@ from .components import (caveats, explanation, not_voting_caption, quality_panel
 from .exports import frames_csv, report_html, report_json
 from .heatmap_view import FaceToExplain, heatmap_caption, heatmap_choice, heatmap_picture
 from .image_view import CHART_NOTE, NOT_VOTING_NOTE, short_id
+from .provenance_view import provenance_panel
 from .runner import VideoView
 
 FRAME_KEY = "video_frame"
@@ -83,6 +84,7 @@ def render_video_view(view: VideoView, rerun: Sequence[str] = (), live: bool = F
         st.error(f"**{view.name}** could not be analysed: {report.error}")
         if report.quality:
             quality_panel(report.quality)
+        provenance_panel(report.provenance, uid)
         return
     if report.error:
         st.warning(f"Only part of the video could be read: {report.error}")
@@ -106,6 +108,7 @@ def render_video_view(view: VideoView, rerun: Sequence[str] = (), live: bool = F
             st.warning(f"{report.message[0].upper()}{report.message[1:]}.")
         if report.decision:
             st.info(report.decision, icon=":material/person_search:")
+        provenance_panel(report.provenance, uid)
     with right:
         c = st.columns(4)
         c[0].metric("Frames analysed", f"{len(frames)}")

@@ -21,6 +21,7 @@ import numpy as np
 from analysis.analyzer import set_ensemble
 from analysis.ensemble import count_votes, verdict_for
 from analysis.errors import MediaError
+from analysis.provenance import read_provenance
 from analysis.quality import assess_video_quality, face_sharpness
 from analysis.report import join_notes
 from analysis.settings import AnalysisSettings
@@ -124,6 +125,9 @@ def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | 
     timer = _Timer()
     started = time.perf_counter()
     report_progress(0.0, "reading the video")
+    t = time.perf_counter()
+    report.provenance = read_provenance(path, "video")
+    timer.add("provenance", time.perf_counter() - t)
     try:
         _run(report, Path(path), analyzer, settings, options, report_progress, cancel, timer)
     except MediaError as exc:
@@ -132,6 +136,7 @@ def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | 
     except MemoryError:
         report.error = "out of memory while analysing this video; try fewer frames or a smaller video"
         report.complete = False
+    report.message = join_notes(report.message, report.provenance.declares_generated)
     report.timings = {k: round(v, 4) for k, v in timer.totals.items()}
     report.timings["total"] = round(time.perf_counter() - started, 4)
     report_progress(1.0, "cancelled" if report.cancelled else "done")

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from analysis import __version__
+from analysis.provenance import Provenance
 from analysis.report import FaceResult, utc_now
 from analysis.report import json_safe as _jsonable
 
@@ -148,6 +149,7 @@ class VideoReport:
     timings: dict[str, float] = field(default_factory=dict)   # stage -> seconds
     sha256: str | None = None
     quality: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None   # what the file says of itself (analysis.provenance; no verdict)
     cancelled: bool = False
     complete: bool = True               # every planned frame was analysed
     created: str = field(default_factory=utc_now)   # when the analysis started (UTC)
