@@ -12,12 +12,14 @@ PYTEST_ARGS ?=
 
 .PHONY: venv run test test-fast serve bench clean-venv
 
-$(STAMP): requirements.txt requirements-nodeps.txt
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt
 	$(PIP) install --quiet --no-deps -r requirements-nodeps.txt
+	$(PIP) install --quiet --no-deps -e .
 	$(PY) -c "import torch, torchvision, timm, facenet_pytorch, pytorch_grad_cam, streamlit, ray, mlflow"
+	cd / && $(CURDIR)/$(PY) -c "import cli, analysis, train.engine" && test -x $(CURDIR)/$(VENV)/bin/deepfake-check
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -35,8 +37,8 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/bench_models.py
-	$(PY) bench/bench_video.py
+	$(PY) -m bench.bench_models
+	$(PY) -m bench.bench_video
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,13 +1,6 @@
 """Deepfake check dashboard: `streamlit run app.py`. Layout only: the analysis lives in analysis/, video/, detectors/.
 """
-import sys
-from pathlib import Path
-
-ROOT = str(Path(__file__).resolve().parent)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 st.set_page_config(page_title="Deepfake check", page_icon=":material/search:", layout="wide")
 

@@ -25,48 +25,9 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-
-def _settings_from_args(args: argparse.Namespace):
-    from analysis.settings import AnalysisSettings
-    return AnalysisSettings(
-        strategy=args.strategy, threshold=args.threshold, band=args.band,
-        detectors=[d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None,
-        margin=args.margin, min_face_size=args.min_face, whole_image_fallback=args.whole_image,
-        max_pixels=args.max_pixels)
-
-
-def _video_options_from_args(args: argparse.Namespace):
-    from video.engine import VideoOptions
-    return VideoOptions(frames=args.frames, every=args.every, rate=args.rate, start=args.start, end=args.end)
-
-
-OPERATING_POINT_HELP = ("default: the models' validated operating point, see converted_models/ENSEMBLE.md; "
-                        "without one 0.5 and 0.1")
-
-
-def add_analysis_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that analyses media (analyze, scan)."""
-    from analysis.ensemble import STRATEGIES
-    g = p.add_argument_group("analysis")
-    g.add_argument("--models-dir", default=None, help="folder of converted models (default: converted_models/)")
-    g.add_argument("--strategy", default="weighted", choices=sorted(STRATEGIES))
-    g.add_argument("--threshold", type=float, default=None,
-                   help=f"probability at or above which a face is FAKE, 0..1 ({OPERATING_POINT_HELP})")
-    g.add_argument("--band", type=float, default=None,
-                   help=f"|p - threshold| below this is UNCERTAIN, 0..0.5 ({OPERATING_POINT_HELP})")
-    g.add_argument("--detectors", default=None,
-                   help="comma-separated detector names (default: the loaded ones that pass the quality gate; "
-                        "naming a detector here includes it even if it does not pass)")
-    g.add_argument("--margin", type=float, default=0.3, help="face crop margin, fraction of the face box")
-    g.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
-    g.add_argument("--whole-image", action="store_true", help="with no face found, score the whole image")
-    g.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse images with more pixels")
-    v = p.add_argument_group("video")
-    v.add_argument("--frames", type=int, default=32, help="frames to analyse, evenly spaced")
-    v.add_argument("--every", type=int, default=None, help="analyse every k-th frame instead")
-    v.add_argument("--rate", type=float, default=None, help="analyse this many frames per second instead")
-    v.add_argument("--start", type=float, default=None, help="start time in seconds")
-    v.add_argument("--end", type=float, default=None, help="end time in seconds")
+from api.cli import add_subcommand as add_serve_command  # noqa: E402
+from cli_common import add_analysis_options, settings_from_args, video_options_from_args  # noqa: E402
+from scan.cli import add_subcommand as add_scan_command  # noqa: E402
 
 
 def _fmt_p(p: float | None) -> str:
@@ -197,8 +158,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.report import json_safe, report_stamp
 
     try:
-        settings = _settings_from_args(args)
-        video_options = _video_options_from_args(args)
+        settings = settings_from_args(args)
+        video_options = video_options_from_args(args)
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -281,7 +242,7 @@ def operating_point_text(op: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cli.py", description="Is this face real? Deepfake detection CLI.")
+    parser = argparse.ArgumentParser(description="Is this face real? Deepfake detection CLI.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -302,11 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
 
-    for module in ("api.cli", "scan.cli"):
-        try:
-            __import__(module, fromlist=["add_subcommand"]).add_subcommand(sub)
-        except ImportError as exc:  # an optional part that is not installed must not break the rest
-            logging.getLogger(__name__).debug("%s unavailable: %s", module, exc)
+    add_serve_command(sub)
+    add_scan_command(sub)
     return parser
 
 

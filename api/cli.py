@@ -6,6 +6,8 @@ import ipaddress
 import logging
 import sys
 
+from cli_common import run_subcommand
+
 from .config import ApiConfig
 
 log = logging.getLogger("api")
@@ -79,11 +81,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_subcommand(sub)
-    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args) or 0)
+    return run_subcommand("python -m api.cli", "serve", add_subcommand, argv)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ For each detector: ms per face at batch 1 and at batch 16, fp32, at the input si
 artifact (converted_models/<name>/manifest.json) or, with --default-sizes, the registry's default size.
 Weights do not change the arithmetic, so models are built from scratch; nothing is downloaded.
 
-  .venv/bin/python bench/bench_models.py [--default-sizes] [--bf16] [--repeats 10] [--json out.json]
+  .venv/bin/python -m bench.bench_models [--default-sizes] [--bf16] [--repeats 10] [--json out.json]
 """
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from detectors.registry import build_model, detector_names, get_spec, model_kwargs_for
 
-from detectors.registry import build_model, detector_names, get_spec, model_kwargs_for  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def artifact_size(name: str, models_dir: Path) -> int | None:

@@ -6,7 +6,7 @@ The reference project's pipeline (five models, face detection per frame) takes 0
 manifests' input sizes. Detectors missing from --models-dir are built with random weights at their registry
 input size into a cache folder (the arithmetic, hence the time, does not depend on the weights).
 
-  .venv/bin/python bench/bench_video.py [--models-dir converted_models] [--clip 519.mp4] [--frames 32]
+  .venv/bin/python -m bench.bench_video [--models-dir converted_models] [--clip 519.mp4] [--frames 32]
         [--batch-frames 8] [--threads N] [--channels-last] [--bf16] [--int8-linear] [--variants]
 
 --channels-last / --bf16 / --int8-linear wrap the loaded models here (detectors/ is not touched) to measure
@@ -26,16 +26,15 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from analysis.analyzer import Analyzer
+from analysis.settings import AnalysisSettings
+from detectors.artifacts import load_detectors, save_artifact
+from detectors.registry import build_model, detector_names, get_spec, model_kwargs_for
+from video.decode import probe_video
+from video.engine import analyze_video
+from video.sampling import VideoOptions
 
-from analysis.analyzer import Analyzer  # noqa: E402
-from analysis.settings import AnalysisSettings  # noqa: E402
-from detectors.artifacts import load_detectors, save_artifact  # noqa: E402
-from detectors.registry import build_model, detector_names, get_spec, model_kwargs_for  # noqa: E402
-from video.decode import probe_video  # noqa: E402
-from video.engine import analyze_video  # noqa: E402
-from video.sampling import VideoOptions  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 REFERENCE_S_PER_FRAME = 0.82
 VARIANTS = ["fp32", "channels_last", "jit_cl", "bf16", "bf16_cl", "int8_linear"]
@@ -65,8 +64,7 @@ def resolve_clip(requested: Path | None) -> Path:
             writer.write(cv2.resize(frame, (640, 480), interpolation=cv2.INTER_AREA))
         writer.release()
     else:                # no clip at all: one pasted face moving (like 519.mp4: one face a frame), 300 frames
-        sys.path.insert(0, str(ROOT / "tests"))
-        from video_fixtures import two_faces_frames, write_clip
+        from tests.video_fixtures import two_faces_frames, write_clip
         frames, _ = two_faces_frames(300, width=640, height=480, face_side=160, people=1)
         write_clip(out, frames, fps=25)
     return out

@@ -1,19 +1,12 @@
 """Image check: upload pictures, see each face boxed and scored, download the report."""
-import sys
-from pathlib import Path
+import streamlit as st
 
-ROOT = str(Path(__file__).resolve().parent.parent)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
-
-from ui.components import caveats  # noqa: E402
-from ui.image_view import render_image_views  # noqa: E402
-from ui.page import page_setup  # noqa: E402
-from ui.resources import sample_photo  # noqa: E402
-from ui.state import analysed_images  # noqa: E402
-from ui.uploads import MediaInput  # noqa: E402
+from ui.components import caveats
+from ui.image_view import render_image_views
+from ui.page import page_setup
+from ui.resources import sample_photo
+from ui.state import analysed_images
+from ui.uploads import MediaInput
 
 IMAGE_TYPES = ["jpg", "jpeg", "jfif", "png", "webp", "bmp", "gif", "tif", "tiff", "heic", "heif"]
 PATHS_KEY = "image_paths"   # server-side files to analyse (the sample photo; tests)

@@ -1,20 +1,13 @@
 """Video check: sample frames, follow faces, see the score over time and frame by frame."""
-import sys
-from pathlib import Path
+import streamlit as st
 
-ROOT = str(Path(__file__).resolve().parent.parent)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import streamlit as st  # noqa: E402
-
-from ui.components import caveats  # noqa: E402
-from ui.page import page_setup  # noqa: E402
-from ui.runner import CROP_SIDE, VIDEO_THUMB_SIDE, analyze_video_input  # noqa: E402
-from ui.state import VIDEO_VIEW, probed, shown_video  # noqa: E402
-from ui.uploads import MediaInput  # noqa: E402
-from ui.video_view import FRAME_KEY, render_video_view, rerun_reasons  # noqa: E402
-from video.sampling import VideoOptions  # noqa: E402
+from ui.components import caveats
+from ui.page import page_setup
+from ui.runner import CROP_SIDE, VIDEO_THUMB_SIDE, analyze_video_input
+from ui.state import VIDEO_VIEW, probed, shown_video
+from ui.uploads import MediaInput
+from ui.video_view import FRAME_KEY, render_video_view, rerun_reasons
+from video.sampling import VideoOptions
 
 VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
 PATH_KEY = "video_path"     # a server-side file to analyse (tests, scripted checks)

@@ -20,6 +20,8 @@ from typing import Any, Iterator
 
 from analysis import __version__
 from analysis.report import utc_now
+from cli_common import add_analysis_options, run_subcommand, settings_from_args
+from video.sampling import VideoOptions
 
 from .inputs import ScanItem, list_inputs, pending, read_results, repair_tail
 from .local import ScanOptions, iter_local
@@ -154,47 +156,16 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--retry-errors", action="store_true", help="analyse again the files whose last result is an error")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--summary-json", default=None, help="also write the summary as JSON to this file")
-    try:
-        from cli import add_analysis_options  # the options `analyze` has, so both commands read alike
-        add_analysis_options(p)
-    except ImportError:
-        _add_analysis_options(p)
+    add_analysis_options(p)  # the options `analyze` has, so both commands read alike
     p.set_defaults(func=run_cli)
     return p
-
-
-def _add_analysis_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("analysis")
-    g.add_argument("--models-dir", default=None)
-    g.add_argument("--strategy", default="weighted")
-    g.add_argument("--threshold", type=float, default=None,
-                   help="default: the models' validated operating point, see converted_models/ENSEMBLE.md")
-    g.add_argument("--band", type=float, default=None,
-                   help="default: the models' validated operating point, see converted_models/ENSEMBLE.md")
-    g.add_argument("--detectors", default=None)
-    g.add_argument("--margin", type=float, default=0.3)
-    g.add_argument("--min-face", type=int, default=40)
-    g.add_argument("--whole-image", action="store_true")
-    g.add_argument("--max-pixels", type=int, default=100_000_000)
-    v = p.add_argument_group("video")
-    v.add_argument("--frames", type=int, default=32)
-    v.add_argument("--every", type=int, default=None)
-    v.add_argument("--rate", type=float, default=None)
-    v.add_argument("--start", type=float, default=None)
-    v.add_argument("--end", type=float, default=None)
 
 
 def options_from_args(args: argparse.Namespace) -> ScanOptions:
     """ScanOptions from the analysis options; validated here so a typo fails before any worker starts.
     A threshold / band left out stays None: each worker's analyzer fills it from the models' operating point."""
-    from analysis.settings import AnalysisSettings
-    from video.sampling import VideoOptions
-
-    detectors = [d.strip() for d in args.detectors.split(",") if d.strip()] if args.detectors else None
     # AnalysisSettings validates strategy, threshold, band, margin and face size (ValueError, one line)
-    settings = AnalysisSettings(strategy=args.strategy, threshold=args.threshold, band=args.band,
-                                detectors=detectors, margin=args.margin, min_face_size=args.min_face,
-                                whole_image_fallback=args.whole_image, max_pixels=args.max_pixels)
+    settings = settings_from_args(args)
     video = {"frames": args.frames, "every": args.every, "rate": args.rate, "start": args.start, "end": args.end}
     VideoOptions(**video).validate()
     models_dir = args.models_dir
@@ -234,11 +205,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scan.cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_subcommand(sub)
-    args = parser.parse_args(["scan", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args) or 0)
+    return run_subcommand("python -m scan.cli", "scan", add_subcommand, argv)
 
 
 if __name__ == "__main__":

@@ -21,17 +21,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from dataclasses import dataclass, field
 
-from dataclasses import dataclass, field  # noqa: E402
-
-from analysis.operating_point import OperatingPoint, OperatingPointError, load_operating_point  # noqa: E402
-from analysis.operating_point import read_operating_point  # noqa: E402
-from detectors.artifacts import read_manifest  # noqa: E402
-from detectors.gate import GATE_FLOOR, gate_decision  # noqa: E402
-from detectors.xception_start import KERAS_SHA256  # noqa: E402
-from detectors.registry import detector_names, get_spec  # noqa: E402
+from analysis.operating_point import OperatingPoint, OperatingPointError, load_operating_point
+from analysis.operating_point import read_operating_point
+from detectors.artifacts import read_manifest
+from detectors.gate import GATE_FLOOR, gate_decision
+from detectors.xception_start import KERAS_SHA256
+from detectors.registry import detector_names, get_spec
 
 LICENCES = """\
 - FFHQ (real photographs): CC BY-NC-SA 4.0 — **weights trained on it inherit its non-commercial terms**.

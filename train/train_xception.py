@@ -5,10 +5,6 @@ Defaults come from the registry's train_defaults for xception; every option is i
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from train.engine import main
 
