@@ -14,6 +14,9 @@ from .limits import ApiError
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+JOB_STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
+JOB_ID_BYTES = 12
+JOB_ID_PATTERN = rf"^[A-Za-z0-9_-]{{{4 * JOB_ID_BYTES // 3}}}$"   # secrets.token_urlsafe(JOB_ID_BYTES)
 
 
 def _iso(t: float | None) -> str | None:
@@ -99,7 +102,7 @@ class JobStore:
                                f"{self.max_jobs} jobs are queued or running; retry when one has finished",
                                {"Retry-After": str(max(1, self.retry_after_s))})
             del self._jobs[oldest.id]  # room for the new one: the oldest finished job goes first
-        job = Job(id=secrets.token_urlsafe(12), filename=filename, kind=kind)
+        job = Job(id=secrets.token_urlsafe(JOB_ID_BYTES), filename=filename, kind=kind)
         self._jobs[job.id] = job
         return job
 

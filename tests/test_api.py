@@ -261,7 +261,8 @@ def test_job_offers_its_html_report(analyzer, tmp_path, clip):
         page = assert_html(c.get(done["report_html_url"]))
         assert "Person 1" in page and done["report"]["created"] in page and "clip.mp4" in page
         assert "data:image/jpeg;base64," in page                 # key frames from the (deleted) upload
-        assert_error(c.get("/v1/jobs/nope/report.html"), 404, "job_not_found")
+        assert_error(c.get(f"/v1/jobs/{'x' * 16}/report.html"), 404, "job_not_found")
+        assert_error(c.get("/v1/jobs/nope/report.html"), 422, "invalid_parameter")   # not a job id at all
         assert list(upload_dir(c).iterdir()) == []
 
 
@@ -376,14 +377,18 @@ def test_cancel_queued_and_running_jobs(analyzer, tmp_path, jpeg, clip):
         assert gated.entered.acquire(timeout=30)  # the video job is inside the detectors, holding the slot
         queued = c.post("/v1/jobs", files={"file": ("a.jpg", jpeg)}).json()
         assert c.get(f"/v1/jobs/{queued['id']}").json()["status"] == "queued"
-        assert c.delete(f"/v1/jobs/{queued['id']}").status_code == 202
+        assert c.post(f"/v1/jobs/{queued['id']}/cancel").status_code == 202
         assert wait_job(c, queued["id"])["status"] == "cancelled"
         assert c.get(f"/v1/jobs/{running['id']}").json()["status"] == "running"
-        assert c.delete(f"/v1/jobs/{running['id']}").status_code == 202
+        assert c.post(f"/v1/jobs/{running['id']}/cancel").status_code == 202
+        doomed = c.post("/v1/jobs", files={"file": ("b.jpg", jpeg)}).json()   # deleting an unfinished job
+        assert c.delete(f"/v1/jobs/{doomed['id']}").json() == {"id": doomed["id"], "status": "deleted"}
+        assert_error(c.get(f"/v1/jobs/{doomed['id']}"), 404, "job_not_found")
         gated.gate.set()
         done = wait_job(c, running["id"])
         assert done["status"] == "cancelled"
         assert done["report"]["cancelled"] is True and len(done["report"]["frames"]) < 12
+        assert c.post(f"/v1/jobs/{running['id']}/cancel").status_code == 200   # finished: nothing to cancel
         assert gated.peak == 1
         deadline = time.monotonic() + 10
         while list(upload_dir(c).iterdir()) and time.monotonic() < deadline:
