@@ -79,7 +79,9 @@ def test_whole_image_fallback(analyzer, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(path)
     report = analyzer.analyze_image(path, AnalysisSettings(whole_image_fallback=True))
     assert len(report.faces) == 1 and report.faces[0].box == [0.0, 0.0, 300.0, 200.0]
-    assert report.verdict in ("FAKE", "REAL", "UNCERTAIN")
+    used = report.to_dict()["settings"]
+    assert report.probability == report.faces[0].probability
+    assert report.verdict == verdict_for(report.probability, used["threshold"], used["band"])
     assert report.whole_image and report.to_dict()["whole_image"] is True
     assert report.message == "no face found; the whole picture was scored instead (whole-picture fallback is on)"
     assert face_count_text(len(report.faces), report.whole_image) == "0 faces (whole picture scored)"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from analysis.ensemble import verdict_for
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,7 +38,10 @@ def test_analyze_json_lines(tiny_models_dir, face_photo):
     report = json.loads(lines[0])
     assert report["kind"] == "image" and report["error"] is None
     assert len(report["faces"]) == 1 and len(report["faces"][0]["models"]) == 5
-    assert report["verdict"] in ("FAKE", "REAL", "UNCERTAIN")
+    # the image's verdict is its face's probability judged at the threshold and band the report records
+    face, used = report["faces"][0], report["settings"]
+    assert report["probability"] == face["probability"]
+    assert report["verdict"] == face["verdict"] == verdict_for(face["probability"], used["threshold"], used["band"])
     assert "Traceback" not in r.stderr
 
 
