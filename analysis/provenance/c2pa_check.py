@@ -36,6 +36,7 @@ _MIME = (
     (lambda h: h[4:8] == b"ftyp" and h[8:11] == b"avi", "image/avif"),
     (lambda h: h[4:8] == b"ftyp", "video/mp4"),
     (lambda h: h[:4] in (b"II*\x00", b"MM\x00*"), "image/tiff"),
+    (lambda h: h[:4] == b"GIF8", "image/gif"),
     (lambda h: h[:4] == b"RIFF" and h[8:12] == b"AVI ", "video/avi"),
 )
 
@@ -64,6 +65,8 @@ def read_c2pa(source: Path | bytes) -> C2paResult:
     if worker.is_alive():
         return C2paResult([Finding("C2PA", f"not checked: reading the manifest took over {LIMITS.c2pa_timeout_s:g} s",
                                    NEUTRAL)])
+    if "crash" in box:
+        raise box["crash"]
     if "error" in box:
         return C2paResult([Finding("C2PA", f"a manifest store is present but cannot be read ({box['error']})",
                                    NEUTRAL)])
@@ -76,18 +79,23 @@ def _read_into(source: Path | bytes, box: dict[str, Any]) -> None:
         stream: BinaryIO = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
         with stream:
             mime = _mime(stream.read(16))
+            if mime is None:        # a format that cannot carry an embedded manifest
+                return
             stream.seek(0)
             context = c2pa.Context(c2pa.Settings.from_dict(_SETTINGS))
-            reader = c2pa.Reader.try_create(mime, stream, None, context) if mime else \
-                c2pa.Reader.try_create(stream, None, context)
+            reader = c2pa.Reader.try_create(mime, stream, None, context)
             if reader is None:
                 return
             with reader:
                 box["store"] = json.loads(reader.json())
+    except c2pa.C2paError.NotSupported:
+        return
     except c2pa.C2paError as exc:
         box["error"] = one_line(exc, 200) or type(exc).__name__
     except (OSError, ValueError) as exc:
         box["error"] = one_line(exc, 200)
+    except Exception as exc:  # noqa: BLE001 - handed to the calling thread, which reports it (never lost here)
+        box["crash"] = exc
 
 
 def _codes(results: list[dict[str, Any]] | None) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from .xmp import XmpError, parse_xmp, xmp_findings
 log = logging.getLogger(__name__)
 
 NO_METADATA_TEXT = "no metadata: nothing in the file says where it comes from (most platforms strip it)"
+JPEG_TABLES = "JPEG"      # the source of the quantisation finding
 LOW_JPEG_QUALITY = 75     # cameras and phones save at 85-95; lower is typical of re-compression by a platform
 
 
@@ -32,8 +33,9 @@ def read_provenance(source: str | Path | bytes, kind: str) -> Provenance:
         _guarded(prov, "container", lambda: _video(prov, source))
     elif kind == "image":
         _guarded(prov, "file", lambda: _image(prov, source))
-    if not prov.findings:
-        prov.findings.append(Finding("file", NO_METADATA_TEXT, NO_METADATA))
+    # a JPEG's quantisation tables are in every JPEG: alone, they are no metadata about where the file comes from
+    if all(f.source == JPEG_TABLES for f in prov.findings):
+        prov.findings.insert(0, Finding("file", NO_METADATA_TEXT, NO_METADATA))
     if prov.declares_generated is None:
         first = next((f for f in prov.findings if f.strength == SAYS_GENERATED), None)
         if first is not None:
@@ -107,7 +109,7 @@ def _jpeg_quality(raw: RawMetadata, camera: bool) -> Finding:
         text += "; a camera is claimed, but cameras use tables of their own: re-saved after capture"
     elif quality < LOW_JPEG_QUALITY:
         text += "; this low a quality is typical of re-compression (cameras save at 85 or more)"
-    return Finding("JPEG", text, NEUTRAL)
+    return Finding(JPEG_TABLES, text, NEUTRAL)
 
 
 def _video(prov: Provenance, path: Path) -> None:
