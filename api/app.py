@@ -152,8 +152,13 @@ class ApiState:
         assert self.upload_dir is not None
         upload = await receive_upload(request, self.upload_dir, self.config.max_upload_bytes)
         try:
-            values = {k: v for k, v in request.query_params.items() if k != FILENAME}
-            values.update(upload.fields)
+            query = [(k, v) for k, v in request.query_params.multi_items() if k != FILENAME]
+            names = [k for k, _ in query] + list(upload.fields)
+            twice = sorted({k for k in names if names.count(k) > 1})
+            if twice:
+                raise ApiError(422, "invalid_parameter", f"parameter(s) given more than once: {', '.join(twice)}; "
+                                                         "give each once, as a query parameter or a form field")
+            values = {**dict(query), **upload.fields}
             settings, options, form = parse_params(values, self.config, self.analyzer, operation)
             html = operation == JOBS or form == "html"
             options.keep_thumbnails = html   # the page embeds a video's key frames and face crops
@@ -337,7 +342,7 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
         if not job.done:
             raise ApiError(409, "job_not_finished", f"job {job_id} is {job.status}; poll GET /v1/jobs/{job_id}")
         if job.html is None:
-            raise ApiError(404, "no_report", f"job {job_id} is {job.status} without a report to show")
+            raise ApiError(409, "no_report", f"job {job_id} is {job.status} without a report to show")
         return html_response(job.html)
 
     @v1.post("/jobs/{job_id}/cancel", tags=["jobs"], status_code=202,

@@ -259,6 +259,8 @@ async def _receive_multipart(request: Request, params: dict[bytes, bytes], out: 
 
     def on_part_end() -> None:
         if not state["is_file"] and state["field"]:
+            if state["field"] in upload.fields:
+                raise ApiError(422, "invalid_parameter", f"form field {state['field']!r} is given more than once")
             upload.fields[state["field"]] = bytes(state["data"]).decode("utf-8", "replace")
 
     parser = MultipartParser(boundary, {

@@ -102,8 +102,8 @@ ERRORS: dict[int, str] = {
     400: "bad upload: not multipart/form-data with one file in field `file` nor a raw body, malformed, or empty "
          "(`bad_request`, `empty_upload`)",
     401: "missing or wrong API key in header X-API-Key (`unauthorized`)",
-    404: "no such job: unknown, deleted or expired (`job_not_found`), or a job without a report (`no_report`)",
-    409: "the job has not finished (`job_not_finished`)",
+    404: "no such job: unknown, deleted or expired (`job_not_found`)",
+    409: "the job has not finished (`job_not_finished`), or it ended without a report (`no_report`)",
     413: "over a limit: upload size, pixels or video length (`upload_too_large`, `too_many_pixels`, "
          "`video_too_long`)",
     415: "the content is not an image or a video this service can read (`unsupported_media_type`)",
@@ -162,5 +162,5 @@ def upload_doc(config: ApiConfig, operation: str) -> dict[str, Any]:
 
 UPLOAD_DESCRIPTION = (
     "Send `multipart/form-data` with the media in field `file` and parameters as more form fields or as query "
-    "parameters (a form field wins), or the raw bytes as an `application/octet-stream` body with parameters in the "
+    "parameters (each parameter once, in one place), or the raw bytes as an `application/octet-stream` body with parameters in the "
     "query. The content is sniffed: bytes that are no image or video get 415, whatever the content type says.")

@@ -4,7 +4,8 @@ OpenAPI document, so the document states exactly what the server accepts.
 Ranges, enums and defaults come from the one settings schema (`analysis.settings`: RANGES, VIDEO_RANGES,
 STRATEGY_NAMES, the dataclass defaults) and the detector registry; the only server-side number is the `frames` cap
 (`ApiConfig.max_frames`). Values are parsed strictly, as an OpenAPI client sends them: numbers in JSON syntax,
-booleans `true` / `false`, enums exactly; an empty value is "not given".
+booleans `true` / `false`, enums exactly; an empty value is refused like any other bad one (leave the
+parameter out for its default).
 """
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def parse_params(values: dict[str, str], config: ApiConfig, analyzer: Any, opera
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise _bad(f"unknown parameter(s): {', '.join(unknown)}; known: {', '.join(known)}")
-    given = {name: _parse_value(BY_NAME[name], raw, config) for name, raw in values.items() if raw != ""}
+    given = {name: _parse_value(BY_NAME[name], raw, config) for name, raw in values.items()}
     if "strategy" in given and given["strategy"] not in STRATEGY_NAMES:
         raise _bad(f"unknown strategy {given['strategy']!r}; choose one of {', '.join(STRATEGY_NAMES)}")
     form = given.pop("format", FORMATS[0])
