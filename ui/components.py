@@ -10,22 +10,8 @@ import streamlit as st
 
 from analysis.analyzer import Analyzer
 from analysis.ensemble import AGREEMENT_MEANING, agreement_label, shows_votes, votes_text
-from analysis.report import not_voting_text
+from analysis.report import CAVEATS, HEADLINES, VERDICT_EXPLANATIONS as EXPLANATIONS, not_voting_text
 from visualization.overlays import FAKE, REAL, UNCERTAIN, verdict_color
-
-HEADLINES = {FAKE: "LIKELY FAKE", REAL: "LIKELY REAL", UNCERTAIN: "UNCERTAIN", None: "NOT SCORED"}
-EXPLANATIONS = {
-    FAKE: "The detectors found traces typical of generated or face-swapped faces. This is a statistical signal, "
-          "not proof: confirm it with other evidence (the source, the context, other copies).",
-    REAL: "The detectors found no strong traces of manipulation. This does not prove the media is authentic: "
-          "new manipulation methods, or ones they were not trained on, can escape them.",
-    UNCERTAIN: "The score lies close to the decision threshold, inside the uncertainty band. Draw no conclusion "
-               "from this result alone.",
-    None: "No face could be scored, so there is no verdict.",
-}
-CAVEATS = ("Automatic detectors make mistakes in both directions, and they are least reliable on small, blurry or "
-           "heavily compressed faces and on manipulation methods they have not seen. Use the result as one clue "
-           "among others, never as proof.")
 
 
 def percent(probability: float | None) -> int | None:
