@@ -241,8 +241,13 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
 
     app = FastAPI(title="Deepfake detector API", version=__version__,
                   description="Is this face real? Upload an image or a video; get per-face, per-model fake "
-                              "probabilities and a verdict (FAKE, REAL or UNCERTAIN). Errors are "
-                              '`{"error": {"code", "message"}}`.', lifespan=lifespan)
+                              "probabilities and a verdict (FAKE, REAL or UNCERTAIN). Uploads are multipart "
+                              "(field `file`) or a raw `application/octet-stream` body; parameters as form fields "
+                              "or query parameters, each once. Every error is `{\"error\": {\"code\", "
+                              "\"message\"}}` (`ErrorResponse`). " + (
+                                  "Every /v1 operation needs the API key in header X-API-Key; /healthz and /readyz "
+                                  "are open." if config.api_key else "This server has no API key: every operation "
+                                                                     "is open."), lifespan=lifespan)
     app.state.api = state
     _install_error_handlers(app)
 

@@ -14,6 +14,8 @@ Fixed seed, few examples per operation and the tiny models of the test fixture k
 """
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +73,7 @@ def run_schemathesis(schema: Any) -> Run:
                         run.failures.append(f"{recorder.label}: {check.name}: {failure.title}: "
                                             f"{' '.join(str(failure.message).split())[:300]}")
         elif isinstance(event, events.NonFatalError):
-            run.failures.append(f"{event.label}: error: {event.info.title if hasattr(event.info, 'title') else event.value}")
+            run.failures.append(f"{event.label}: error: {event.value!r}")
         elif isinstance(event, events.FatalError):
             run.failures.append(f"fatal: {event.exception!r}")
     return run
@@ -89,7 +91,44 @@ def test_api_keeps_its_openapi_contract(analyzer, tmp_path, key) -> None:
         assert run.operations >= operations, f"not exercised: {sorted(operations - run.operations)}"
         if key:   # the key was sent: the operations answered, not only 401
             assert run.statuses[("GET /v1/models", 200)] > 0, dict(run.statuses)
-        uploads = app.state.api.upload_dir
-        assert uploads is not None and list(uploads.iterdir()) == [], "an upload outlived its request"
+        state = app.state.api
+        deadline = time.monotonic() + 30   # jobs started by the stateful phase may still be analysing
+        while (not all(job.done for job in state.jobs.list()) or list(state.upload_dir.iterdir())) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(state.upload_dir.iterdir()) == [], "an upload outlived its analysis"
     finally:
         shutdown_lifespans()
+
+
+def api_section() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    return readme.split("## HTTP API", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("key", [None, KEY], ids=["without-key", "with-key"])
+def test_readme_and_docs_state_the_same_contract(analyzer, tmp_path, key) -> None:
+    doc = create_app(ApiConfig(models_dir="unused", temp_dir=str(tmp_path), api_key=key), analyzer=analyzer).openapi()
+    section = api_section()
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            readme_path = path.replace("{job_id}", "{id}")
+            assert f"{method.upper()} {readme_path}" in section or (
+                f"/{method.upper()} {readme_path}" in section), f"README's API section lacks {method.upper()} {path}"
+            for status, response in op["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorResponse"}, (method, path, status)
+                    assert status in section, f"README does not mention status {status}"
+            if path.startswith("/v1"):
+                for param in [p for p in op.get("parameters", []) if p["in"] == "query"]:
+                    assert f"`{param['name']}" in section, f"README lacks parameter {param['name']}"
+    schemes = doc.get("components", {}).get("securitySchemes")
+    health = doc["paths"]["/healthz"]["get"]
+    if key:
+        assert schemes == {API_KEY_SCHEME: {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                            "description": schemes[API_KEY_SCHEME]["description"]}}
+        assert health["security"] == [] and doc["paths"]["/v1/models"]["get"]["security"] == [{API_KEY_SCHEME: []}]
+        assert "X-API-Key" in section and "ApiKeyAuth" in section
+    else:
+        assert schemes is None and "security" not in health
