@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Command line of the deepfake detector.
 
-  python cli.py analyze photo.jpg clip.mp4 folder/ [--json]   one report per file
+  python cli.py analyze photo.jpg clip.mp4 speech.wav folder/ [--json]   one report per file (audio: the voice)
   python cli.py analyze photo.jpg --report report.html        also a self-contained HTML report to share
   python cli.py models [--json]                               the detectors, their weights, the operating point
   python cli.py serve --host 127.0.0.1 --port 8000            the HTTP API
   python cli.py scan PATH_OR_LIST --out results.jsonl         batch scanning (local processes or Ray)
 
 `analyze --json` prints JSON Lines: one JSON document (one report) per input file, one per line.
-`models --json` prints {"models": [...], "operating_point": {...}}, as GET /v1/models answers.
+`models --json` prints {"models": [...], "operating_point": {...}, "audio_models": [...]}.
 --threshold / --band default to the models' validated operating point (converted_models/ensemble.json).
 Exit status: 0 when at least one input was analysed, 1 when every input failed, 2 for usage errors.
 """
@@ -72,7 +72,11 @@ def _print_human(report: dict[str, Any]) -> None:
         print(f"  missing detector {name}: {why}")
     if report.get("models_not_voting"):
         print(f"  not voting: {not_voting_text(report['models_not_voting'])}")
+    if report.get("kind") == "audio":
+        _print_audio(report, "  ")
+        return
     if report.get("kind") == "video":
+        _print_overall(report.get("overall"))
         if report.get("decision"):
             print(f"  decision: {report['decision']}")
         analysed = len(report.get("frames", []))
@@ -83,6 +87,9 @@ def _print_human(report: dict[str, Any]) -> None:
                   f"of {analysed} frames, fake share {t.get('fake_share') or 0:.2f}, importance "
                   f"{t.get('importance') or 0:.2f} [{role}]")
         print(f"  frames analysed: {analysed}")
+        if report.get("audio"):
+            print("  voice (sound track):")
+            _print_audio(report["audio"], "    ")
         return
     print(f"  faces: {face_count_text(len(report.get('faces') or []), bool(report.get('whole_image')))}")
     for i, face in enumerate(report.get("faces", []), 1):
@@ -101,6 +108,41 @@ def _print_human(report: dict[str, Any]) -> None:
             print(f"      {entry.get('name', '?'):<16}   -    not voting: {entry.get('reason') or 'left out'}")
     if report.get("faces"):
         print(f"  ({AGREEMENT_MEANING})")
+
+
+def _print_overall(overall: dict[str, Any] | None) -> None:
+    """A video's faces-and-voice line (analysis.audio.fusion)."""
+    if not overall:
+        return
+    weights = ", ".join(f"{k} {v:.0%}" for k, v in (overall.get("weights") or {}).items()) or "nothing to weigh"
+    print(f"  overall (fusion {overall['mode']}"
+          + (f" -> {overall['applied']}" if overall["applied"] != overall["mode"] else "")
+          + f"; {weights}): {overall.get('verdict') or 'none'} ({_fmt_p(overall.get('probability'))}); "
+          f"faces {_fmt_p(overall.get('faces_probability'))}, voice {_fmt_p(overall.get('voice_probability'))}"
+          + (f"\n  fusion note: {overall['note']}" if overall.get("note") else ""))
+
+
+def _print_audio(audio: dict[str, Any], pad: str) -> None:
+    """An audio report, or a video's audio section: status, verdict, speech share, one line per window."""
+    status = audio.get("status")
+    if status != "scored":
+        if audio.get("kind") != "audio":   # an audio report's message is already its note line
+            print(f"{pad}audio: {audio.get('message') or status}")
+        return
+    meta = audio.get("metadata") or {}
+    print(f"{pad}audio verdict: {audio.get('verdict')} (fake probability {_fmt_p(audio.get('probability'))}, "
+          f"{audio.get('aggregation')}); speech in {audio.get('speech_share') or 0:.0%} of "
+          f"{len(audio.get('windows') or [])} windows; {meta.get('duration') or 0:.1f} s, "
+          f"{meta.get('sample_rate')} Hz, {meta.get('channels')} channel(s), {meta.get('codec')}")
+    if not audio.get("passes_gate"):
+        reasons = "; ".join(f"{n}: {g.get('reason')}" for n, g in (audio.get("gate") or {}).items()
+                            if not g.get("votes"))
+        print(f"{pad}audio detector below its quality gate{f' ({reasons})' if reasons else ''}")
+    if audio.get("kind") != "audio" and audio.get("message"):
+        print(f"{pad}note: {audio['message']}")
+    for w in audio.get("windows") or []:
+        value = _fmt_p(w.get("probability")) if w.get("speech") else f"  -   not scored: {w.get('reason')}"
+        print(f"{pad}  {w['start']:7.2f}-{w['end']:7.2f} s  {value}")
 
 
 def _print_provenance(provenance: dict[str, Any] | None) -> None:
@@ -199,12 +241,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from analysis.analyzer import get_analyzer
+    from analysis.audio.engine import audio_models
     from analysis.report import json_safe
     analyzer = get_analyzer(args.models_dir)
     info = analyzer.model_info()
     op = analyzer.operating_point_info()
+    audio = audio_models(analyzer.models_dir).info()
     if args.json:
-        print(json.dumps(json_safe({"models": info, "operating_point": op}), indent=2))
+        print(json.dumps(json_safe({"models": info, "operating_point": op, "audio_models": audio}), indent=2))
         return 0
     for m in info:
         status = "loaded, checksum verified" if m["loaded"] else f"NOT LOADED: {m['error']}"
@@ -227,6 +271,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     if analyzer.gate_note():
         print(f"note: {analyzer.gate_note()}")
     print(operating_point_text(op))
+    for m in audio:
+        if not m["loaded"]:
+            print(f"{m['name']:<16} audio detector  NOT LOADED: {m['error']}")
+            continue
+        gate = m.get("gate") or {}
+        metrics = m.get("metrics") or {}
+        print(f"{m['name']:<16} {m['architecture']:<34} audio  loaded, checksum verified  T={m['temperature']:.3f}  "
+              f"test AUC {metrics.get('test_auc') or 0:.3f}")
+        print(f"{'':16} VOTES in fusion {'yes' if gate.get('votes') else 'no'}"
+              + (f" ({gate['reason']})" if gate.get("reason") else ""))
     return 0
 
 
@@ -246,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    a = sub.add_parser("analyze", help="analyse images and videos (files or folders)")
+    a = sub.add_parser("analyze", help="analyse images, videos and audio files (files or folders)")
     a.add_argument("paths", nargs="+")
     a.add_argument("--json", action="store_true", help="JSON Lines: one report per line")
     a.add_argument("--report", metavar="PATH", default=None,

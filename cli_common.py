@@ -9,7 +9,7 @@ import sys
 from typing import Callable, Sequence
 
 from analysis.ensemble import STRATEGIES
-from analysis.settings import AnalysisSettings
+from analysis.settings import DEFAULT_FUSION, FUSION_NAMES, AnalysisSettings
 from video.sampling import VideoOptions
 
 OPERATING_POINT_HELP = ("default: the models' validated operating point, see converted_models/ENSEMBLE.md; "
@@ -32,6 +32,9 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
     g.add_argument("--whole-image", action="store_true", help="with no face found, score the whole image")
     g.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse images with more pixels")
+    g.add_argument("--fusion", default=DEFAULT_FUSION, choices=FUSION_NAMES,
+                   help="videos: how faces and voice make the overall verdict (auto: adaptive when the audio "
+                        "detector passes its quality gate, else faces only; see analysis/audio/fusion.py)")
     v = p.add_argument_group("video")
     v.add_argument("--frames", type=int, default=32, help="frames to analyse, evenly spaced")
     v.add_argument("--every", type=int, default=None, help="analyse every k-th frame instead")
@@ -50,7 +53,7 @@ def settings_from_args(args: argparse.Namespace) -> AnalysisSettings:
     return AnalysisSettings(
         strategy=args.strategy, threshold=args.threshold, band=args.band, detectors=detector_list(args.detectors),
         margin=args.margin, min_face_size=args.min_face, whole_image_fallback=args.whole_image,
-        max_pixels=args.max_pixels)
+        max_pixels=args.max_pixels, fusion=args.fusion)
 
 
 def video_options_from_args(args: argparse.Namespace) -> VideoOptions:

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .analyzer import Analyzer
+from .audio.decode import only_sound
+from .audio.engine import analyze_audio
 from .errors import MediaError
 from .media import sniff_kind
 from .report import ImageReport
@@ -13,13 +15,16 @@ from .settings import AnalysisSettings
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".heic", ".heif"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
-MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+AUDIO_SUFFIXES = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".caf",
+                  ".amr", ".mka", ".wma"}
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES | AUDIO_SUFFIXES
 
 
 def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSettings | None = None,
                  video_options: Any | None = None, progress: Callable[[float, str], None] | None = None,
                  cancel: threading.Event | None = None, *, name: str | None = None) -> Any:
-    """Returns an ImageReport or a video.report.VideoReport; bad input gives a report with `error`, never raises.
+    """Returns an ImageReport, a video.report.VideoReport or an analysis.audio.report.AudioReport (kind "audio");
+    bad input gives a report with `error`, never raises.
     Every report records the resolved threshold and band (`settings`) and where they came from (`operating_point`):
     the analyzer fills a None threshold / band from the models' validated operating point."""
     settings = settings or AnalysisSettings()
@@ -29,6 +34,12 @@ def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSetting
         kind = sniff_kind(Path(path))
     except MediaError as exc:
         report = ImageReport(path=label, kind="unknown", error=str(exc))
+        analyzer.record_decision(report, settings)
+        return report
+    if kind == "video" and only_sound(path):
+        kind = "audio"   # sound in a video container (.mka, an audio-only .webm / .mp4)
+    if kind == "audio":
+        report = analyze_audio(path, analyzer.models_dir, settings, progress, name=label)
         analyzer.record_decision(report, settings)
         return report
     if kind == "video":
@@ -43,7 +54,7 @@ def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSetting
             progress(1.0, "done")
         return report
     report = ImageReport(path=label, kind="unknown",
-                         error="not an image or a video this tool can read (the content is not a known media format)")
+                         error="not an image, a video or an audio file this tool can read (the content is not a known media format)")
     analyzer.record_decision(report, settings)
     return report
 

@@ -48,7 +48,7 @@ def _ftyp_kind(head: bytes) -> str | None:
     end = min(len(head), size if 16 <= size <= 4096 else 64)
     compatible = {head[i:i + 4] for i in range(16, end - 3, 4)}
     if major in _AUDIO_BRANDS:
-        return None
+        return "audio"
     if major in _IMAGE_BRANDS:
         return "image"
     if major in {b"qt  ", b"isom", b"iso2", b"mp41", b"mp42"} and compatible & _IMAGE_BRANDS and not (
@@ -60,6 +60,20 @@ def _ftyp_kind(head: bytes) -> str | None:
 def _is_mpeg_ts(head: bytes, packet: int, offset: int) -> bool:
     positions = [offset + packet * i for i in range(3)]
     return len(head) > positions[-1] and all(head[p] == 0x47 for p in positions)
+
+
+def _is_mpeg_audio(head: bytes) -> bool:
+    """An MPEG audio frame (MP1/2/3) or an ADTS AAC frame at the start, checked against the next frame's sync
+    where the header gives a length (a lone 0xFF byte pair is too weak a signal)."""
+    if len(head) < 4 or head[0] != 0xFF:
+        return False
+    if head[1] & 0xF6 == 0xF0:                                   # ADTS: sync, layer 00
+        length = ((head[3] & 0x03) << 11) | (head[4] << 3) | (head[5] >> 5) if len(head) > 5 else 0
+        return 7 <= length and (len(head) < length + 2 or head[length] == 0xFF and head[length + 1] & 0xF6 == 0xF0)
+    if head[1] & 0xE0 != 0xE0 or (head[1] >> 1) & 3 == 0 or (head[1] >> 3) & 3 == 1:
+        return False
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 3
+    return 0 < bitrate < 15 and rate != 3
 
 
 def _is_text(head: bytes) -> bool:
@@ -102,6 +116,15 @@ _SIGNATURES: list[tuple[Callable[[bytes], bool], str | None]] = [
     (lambda h: h[:4] == b".RMF", "video"),                                                # RealMedia
     (lambda h: h[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"), "video"),             # MPEG-PS / MPEG-1/2 video
     (lambda h: h[:4] == b"OggS" and (b"\x80theora" in h or b"\x80daala" in h), "video"),  # Ogg Theora
+    (lambda h: h[:4] == b"OggS", "audio"),                                                # Ogg Vorbis / Opus / FLAC
+    (lambda h: h[:4] == b"RIFF" and h[8:12] in (b"WAVE", b"RF64"), "audio"),              # WAV
+    (lambda h: h[:4] in (b"RF64", b"BW64") and h[8:12] == b"WAVE", "audio"),              # RF64 / BW64 WAV
+    (lambda h: h[:4] == b"fLaC", "audio"),                                                # FLAC
+    (lambda h: h[:4] == b"FORM" and h[8:12] in (b"AIFF", b"AIFC"), "audio"),              # AIFF
+    (lambda h: h[:4] == b"caff", "audio"),                                                # Core Audio
+    (lambda h: h[:3] == b"ID3", "audio"),                                                 # MP3 (ID3 tag first)
+    (lambda h: h[:2] == b"#!" and h[2:8] in (b"AMR\n", b"AMR-WB"), "audio"),              # AMR
+    (lambda h: _is_mpeg_audio(h), "audio"),                                               # MP3 / ADTS AAC frames
     (lambda h: _is_mpeg_ts(h, 188, 0) or _is_mpeg_ts(h, 192, 4) or _is_mpeg_ts(h, 204, 0), "video"),  # MPEG-TS
     (lambda h: h[4:8] in _MOV_ATOMS and 8 <= int.from_bytes(h[0:4], "big"), "video"),     # old QuickTime
     # Raw H.264 / H.265 Annex-B streams starting with an SPS or a VPS.
@@ -124,7 +147,8 @@ def _read_head(source: Source, n: int = SNIFF_BYTES) -> bytes:
 
 
 def sniff_kind(source: Source) -> str | None:
-    """"image", "video" or None (unknown, text, audio, empty) from the content's magic bytes, not its name.
+    """"image", "video", "audio" or None (unknown, text, empty) from the content's magic bytes, not its name.
+    (Matroska / WebM say "video" even when they hold only sound: analysis.dispatch looks at the streams.)
 
     A path that does not exist or cannot be read raises `MediaError`. HEIC/AVIF count as images even where
     no decoder is installed (load_image then says so).
@@ -176,6 +200,8 @@ def _not_an_image(head: bytes, name: str) -> MediaError:
     kind = sniff_kind(head)
     if kind == "video":
         return MediaError(f"{name} is a video, not an image: analyse it as a video")
+    if kind == "audio":
+        return MediaError(f"{name} is an audio file, not an image: analyse it as audio")
     if _is_text(head):
         stripped = head.lstrip().lower()
         if stripped.startswith(b"<svg") or (stripped.startswith(b"<?xml") and b"<svg" in stripped):

@@ -12,6 +12,9 @@ from typing import Any
 
 DEFAULT_THRESHOLD = 0.5   # the built-in threshold, when the models folder has no usable operating point
 DEFAULT_BAND = 0.1        # the built-in uncertainty band, likewise
+# how a video's overall verdict combines faces and voice (the functions and their meaning: analysis.audio.fusion)
+FUSION_NAMES = ("auto", "faces", "equal", "adaptive")
+DEFAULT_FUSION = "auto"
 DEFAULT_STRATEGY = "weighted"
 # The names of analysis.ensemble.STRATEGIES, kept here because ensemble.py imports this module; ensemble.py
 # checks at import that the two agree.
@@ -100,6 +103,7 @@ class AnalysisSettings:
     whole_image_fallback: bool = False  # no face: score the whole image as one face
     max_pixels: int = 100_000_000       # decompression-bomb limit
     detect_max_side: int = 1600         # images are downscaled to this for detection, cropped from the original
+    fusion: str = DEFAULT_FUSION        # videos: faces and voice into the overall verdict (analysis.audio.fusion)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,6 +115,8 @@ class AnalysisSettings:
         """The first invalid value as one line, or None."""
         if self.strategy not in STRATEGY_NAMES:
             return f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}"
+        if self.fusion not in FUSION_NAMES:
+            return f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSION_NAMES)}"
         for name, allowed in RANGES.items():
             value = getattr(self, name)
             if value is None and name in ("threshold", "band"):   # None: the operating point's

@@ -63,6 +63,13 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     run_id: str = ""
+    modality: str = "face"          # "face" (detectors.registry) or "audio" (detectors.audio_registry)
+    audio: dict[str, Any] = field(default_factory=dict)   # audio detectors: sample_rate, window_seconds
+
+    @property
+    def channels(self) -> int:
+        """How many numbers `mean` and `std` hold: 3 (RGB) for faces, 1 for audio's log-mel input."""
+        return 1 if self.modality == "audio" else 3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,18 +86,23 @@ class Manifest:
         if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT_VERSION:
             raise ArtifactError(f"{where} has format_version {version!r}; this program reads up to {FORMAT_VERSION}")
         expected = {"name": str, "architecture": str, "model_kwargs": dict, "weights_file": str, "sha256": str,
-                    "dtype": str, "training": dict, "metrics": dict, "created": str, "run_id": str}
+                    "dtype": str, "training": dict, "metrics": dict, "created": str, "run_id": str,
+                    "modality": str, "audio": dict}
         for key, kind in expected.items():
             if key in data and not isinstance(data[key], kind):
                 raise ArtifactError(f"{where}: {key} must be a {kind.__name__}, not {type(data[key]).__name__}")
         size = data["input_size"]
         if not isinstance(size, int) or isinstance(size, bool) or not 16 <= size <= 4096:
             raise ArtifactError(f"{where}: input_size must be an integer from 16 to 4096, not {size!r}")
+        modality = data.get("modality", "face")
+        if modality not in MODALITIES:
+            raise ArtifactError(f"{where}: modality must be one of {', '.join(MODALITIES)}, not {modality!r}")
+        channels = 1 if modality == "audio" else 3
         for key in ("mean", "std"):
             value = data[key]
-            if (not isinstance(value, list) or len(value) != 3
+            if (not isinstance(value, list) or len(value) != channels
                     or not all(_is_number(v) and math.isfinite(v) for v in value)):
-                raise ArtifactError(f"{where}: {key} must be a list of 3 numbers, not {value!r}")
+                raise ArtifactError(f"{where}: {key} must be a list of {channels} numbers, not {value!r}")
         if not all(v > 0 for v in data["std"]):
             raise ArtifactError(f"{where}: std must be positive, not {data['std']!r}")
         temperature, threshold = data["temperature"], data["threshold"]
@@ -106,7 +118,8 @@ class Manifest:
         return cls(**values)
 
 
-_OPTIONAL = {"training", "metrics", "created", "run_id"}
+_OPTIONAL = {"training", "metrics", "created", "run_id", "modality", "audio"}
+MODALITIES = ("face", "audio")
 
 
 def _is_number(value: Any) -> bool:
@@ -316,6 +329,9 @@ def load_artifact(folder: str | Path, expected_name: str | None = None) -> Loade
     manifest = read_manifest(folder)
     if expected_name is not None and manifest.name != expected_name:
         raise ArtifactError(f"{folder} holds detector {manifest.name!r}, expected {expected_name!r}")
+    if manifest.modality != "face":
+        raise ArtifactError(f"{folder} holds an {manifest.modality} detector, not a face detector "
+                            "(load it with detectors.audio_artifacts)")
     try:
         spec = get_spec(manifest.name)
     except KeyError as exc:

@@ -78,7 +78,7 @@ def test_sniff_avif_and_heic_brands(astronaut_rgb):
     mif1 = struct.pack(">I", 24) + b"ftypmif1" + b"\0\0\0\0" + b"mif1heic"
     assert sniff_kind(mif1 + b"\0" * 64) == "image"
     m4a = struct.pack(">I", 24) + b"ftypM4A " + b"\0\0\0\0" + b"M4A isom"
-    assert sniff_kind(m4a + b"\0" * 64) is None  # audio is neither
+    assert sniff_kind(m4a + b"\0" * 64) == "audio"  # an M4A song is audio, not a video
 
 
 @pytest.mark.parametrize("fmt,codec", [("mp4", "mpeg4"), ("mov", "mpeg4"), ("matroska", "mpeg4"),

@@ -19,12 +19,15 @@ from typing import Any, Callable
 import numpy as np
 
 from analysis.analyzer import set_ensemble
+from analysis.audio.engine import audio_section
+from analysis.audio.fusion import FusionResult, fuse
+from analysis.audio.report import SCORED
 from analysis.ensemble import count_votes, verdict_for
 from analysis.errors import MediaError
 from analysis.provenance import read_provenance
 from analysis.quality import assess_video_quality, face_sharpness
 from analysis.report import join_notes
-from analysis.settings import AnalysisSettings
+from analysis.settings import DEFAULT_BAND, DEFAULT_FUSION, DEFAULT_THRESHOLD, AnalysisSettings
 
 from .aggregate import (AggregationParams, TrackFaces, decision_text, decisive_tracks, frame_probability,
                         importance_order, mean_per_model, summarize, track_importance, video_probability)
@@ -136,6 +139,12 @@ def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | 
     except MemoryError:
         report.error = "out of memory while analysing this video; try fewer frames or a smaller video"
         report.complete = False
+    if not report.cancelled:
+        report_progress(0.97, "listening to the sound track")
+        t = time.perf_counter()
+        report.audio = audio_section(path, getattr(analyzer, "models_dir", None))
+        timer.add("audio", time.perf_counter() - t)
+    report.overall = fuse_video(report)
     report.message = join_notes(report.message, report.provenance.declares_generated)
     report.timings = {k: round(v, 4) for k, v in timer.totals.items()}
     report.timings["total"] = round(time.perf_counter() - started, 4)
@@ -380,6 +389,18 @@ class Rescored:
     changed: list[str] = field(default_factory=list)   # FACE_SETTINGS that differ (need a new analysis); kept as before
 
 
+def fuse_video(report: VideoReport) -> FusionResult:
+    """The video's overall verdict from its faces (`report.probability`) and its voice (`report.audio`), by the
+    fusion in its settings (analysis.audio.fusion; default "auto"), with the faces' threshold and band."""
+    settings = report.settings or {}
+    audio = report.audio
+    voice = audio.probability if audio is not None and audio.status == SCORED else None
+    return fuse(report.probability, voice, settings.get("fusion") or DEFAULT_FUSION,
+                bool(audio is not None and audio.passes_gate),
+                settings.get("threshold") if settings.get("threshold") is not None else DEFAULT_THRESHOLD,
+                settings.get("band") if settings.get("band") is not None else DEFAULT_BAND)
+
+
 def rescore_video(report: VideoReport, analyzer: Any, settings: AnalysisSettings) -> Rescored:
     """`report` under new threshold, band, strategy and detector choice, from its stored per-face scores: each
     face's ensemble again (Analyzer.combine_face), then frames, people and the video's verdict (_aggregate). The
@@ -405,6 +426,7 @@ def rescore_video(report: VideoReport, analyzer: Any, settings: AnalysisSettings
         face.logits = {n: face.logits[n] for n in plan.names if n in face.logits}
         set_ensemble(face, analyzer.combine_face(face.models, face.logits, plan.settings) if face.models else None)
     _aggregate(new, plan.settings, len(new.frames))
+    new.overall = fuse_video(new)
     notes = [n for n in (report.message or "").split("; ") if n and n != note_before]
     new.message = join_notes(*notes, plan.note)
     return Rescored(report=new, not_run=not_run, changed=changed)

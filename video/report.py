@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 
 from analysis import __version__
+from analysis.audio.fusion import FusionResult
+from analysis.audio.report import AudioResult
 from analysis.provenance import Provenance
 from analysis.report import FaceResult, utc_now
 from analysis.report import json_safe as _jsonable
@@ -150,6 +152,8 @@ class VideoReport:
     sha256: str | None = None
     quality: dict[str, Any] = field(default_factory=dict)
     provenance: Provenance | None = None   # what the file says of itself (analysis.provenance; no verdict)
+    audio: AudioResult | None = None    # the voice (analysis.audio): "no audio track" / "no speech" are notes
+    overall: FusionResult | None = None  # faces and voice by the settings' fusion (analysis.audio.fusion)
     cancelled: bool = False
     complete: bool = True               # every planned frame was analysed
     created: str = field(default_factory=utc_now)   # when the analysis started (UTC)
