@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-fast serve bench clean-venv
+.PHONY: venv run test test-fast serve bench clean-venv image image-test
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,12 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The container image (Dockerfile) with podman: machine set-up, a Debian base from the package mirror (mmdebstrap),
+# podman build. image-test also runs it (API + dashboard), posts a face photo and checks both health endpoints;
+# it takes a while and is not part of `make test`. See docker/image-build.sh and docker/image-test.sh.
+image:
+	bash docker/image-build.sh
+
+image-test:
+	bash docker/image-test.sh
