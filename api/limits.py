@@ -283,7 +283,7 @@ async def _receive_multipart(request: Request, params: dict[bytes, bytes], out: 
 # --------------------------------------------------------------------------------------- content checks
 @dataclass
 class MediaFacts:
-    kind: str                       # "image" or "video"
+    kind: str                       # "image", "video" or "audio"
     width: int | None = None
     height: int | None = None
     frames: int | None = None       # video: frames in the file (container's count)
@@ -302,9 +302,14 @@ def check_media(path: Path, max_pixels: int, max_video_seconds: float, max_video
         kind = sniff_kind(path)
     except MediaError as exc:
         raise ApiError(422, "invalid_media", str(exc)) from None
-    if kind not in ("image", "video"):
-        raise ApiError(415, "unsupported_media_type",
-                       "not an image or a video this service can read (the content is not a known media format)")
+    if kind not in ("image", "video", "audio"):
+        raise ApiError(415, "unsupported_media_type", "not an image, a video or an audio file this service can "
+                                                      "read (the content is not a known media format)")
+    if kind == "video":
+        from analysis.audio.decode import only_sound
+        kind = "audio" if only_sound(path) else kind
+    if kind == "audio":   # no length limit: the audio analysis reads at most AudioLimits.max_windows windows
+        return MediaFacts("audio")
     facts = _image_facts(path) if kind == "image" else _video_facts(path)
     if facts.width and facts.height and facts.width * facts.height > max_pixels:
         raise ApiError(413, "too_many_pixels", f"{facts.width}x{facts.height} is {facts.width * facts.height:,} "

@@ -20,7 +20,7 @@ API_KEY_HEADER = "X-API-Key"
 API_KEY_SCHEME = "ApiKeyAuth"
 OPEN_NOTE = "Open: never needs an API key, also when the server has one (for load balancers and probes)."
 
-MediaKind = Literal["image", "video"]
+MediaKind = Literal["image", "video", "audio"]
 
 
 # ------------------------------------------------------------------------------------------------ schemas
@@ -50,13 +50,14 @@ class Ready(BaseModel):
 
 
 class Report(BaseModel):
-    """The report of `cli.py analyze --json` (an image's or a video's). Only its stable core is described;
+    """The report of `cli.py analyze --json` (an image's, a video's or an audio file's). Only its stable core is described;
     other sections are present as documented in the README and may be added without notice."""
     model_config = ConfigDict(extra="allow")
     kind: MediaKind
     path: str = Field(description="the upload's file name as the client sent it (`upload` when none)")
     verdict: Literal[FAKE, REAL, UNCERTAIN] | None = None  # type: ignore[valid-type]
-    probability: float | None = Field(None, ge=0, le=1, description="of the most suspicious face")
+    probability: float | None = Field(None, ge=0, le=1, description="of the most suspicious face (audio: of the "
+                                                                    "voice)")
     error: str | None = None
     message: str | None = None
     settings: dict[str, Any] = Field(description="the settings used, threshold and band resolved")
@@ -106,7 +107,7 @@ ERRORS: dict[int, str] = {
     409: "the job has not finished (`job_not_finished`), or it ended without a report (`no_report`)",
     413: "over a limit: upload size, pixels or video length (`upload_too_large`, `too_many_pixels`, "
          "`video_too_long`)",
-    415: "the content is not an image or a video this service can read (`unsupported_media_type`)",
+    415: "the content is not an image, a video or an audio file this service can read (`unsupported_media_type`)",
     422: "a parameter is out of range, unknown or malformed (`invalid_parameter`), or the media cannot be decoded "
          "(`invalid_media`)",
     429: "busy: every analysis slot is taken and the queue is full or the wait timed out (`busy`), or too many "

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from analysis.settings import RANGES, STRATEGY_NAMES, VIDEO_RANGES, AnalysisSettings, Range
+from analysis.settings import FUSION_NAMES, RANGES, STRATEGY_NAMES, VIDEO_RANGES, AnalysisSettings, Range
 
 from .config import ApiConfig
 from .limits import ApiError
@@ -43,6 +43,9 @@ PARAMS: tuple[Param, ...] = (
     Param("start", "video", "start", "number", "video: start time in seconds"),
     Param("end", "video", "end", "number", "video: end time in seconds (after start)"),
     Param("strategy", "settings", "strategy", "string", "ensemble strategy"),
+    Param("fusion", "settings", "fusion", "string",
+          "video: how faces and voice make the overall verdict (`auto`: adaptive when the audio detector passes "
+          "its quality gate, else faces only)"),
     Param("threshold", "settings", "threshold", "number",
           "probability at or above which a face is FAKE (default: the models' validated operating point, "
           "GET /v1/models `operating_point`, else 0.5)"),
@@ -102,6 +105,8 @@ def json_schema(param: Param, config: ApiConfig) -> dict[str, Any]:
         schema = {"type": "boolean"}
     elif param.name == "strategy":
         schema = {"type": "string", "enum": list(STRATEGY_NAMES)}
+    elif param.name == "fusion":
+        schema = {"type": "string", "enum": list(FUSION_NAMES)}
     elif param.name == "format":
         schema = {"type": "string", "enum": list(FORMATS)}
     elif param.name == "detectors":
@@ -147,6 +152,8 @@ def parse_params(values: dict[str, str], config: ApiConfig, analyzer: Any, opera
     given = {name: _parse_value(BY_NAME[name], raw, config) for name, raw in values.items()}
     if "strategy" in given and given["strategy"] not in STRATEGY_NAMES:
         raise _bad(f"unknown strategy {given['strategy']!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+    if "fusion" in given and given["fusion"] not in FUSION_NAMES:
+        raise _bad(f"unknown fusion {given['fusion']!r}; choose one of {', '.join(FUSION_NAMES)}")
     form = given.pop("format", FORMATS[0])
     if form not in FORMATS:
         raise _bad(f"format must be one of {', '.join(FORMATS)}, got {form!r}")

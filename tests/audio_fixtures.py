@@ -81,3 +81,14 @@ def video_with_sound(path: Path, frames: list[np.ndarray], fps: int = 25, sound:
             for packet in audio.encode():
                 out.mux(packet)
     return path
+
+
+def add_audio_detector(folder: Path, aucs: dict[str, float] | None = None) -> Path:
+    """Write a random-init audio_cnn artifact into `folder` (passing the gate unless `aucs` say otherwise)."""
+    import torch
+
+    from detectors.audio_artifacts import save_audio_artifact
+    from detectors.audio_registry import build_audio_model
+    torch.manual_seed(0)
+    return save_audio_artifact(build_audio_model("audio_cnn"), "audio_cnn", folder, temperature=1.2,
+                               metrics={"val_auc_by_source": aucs or {"Exp.1": 0.9, "Exp.2": 0.95}}, run_id="test")

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
 from analysis.audio.decode import AudioLimits, NoAudioTrack, load_audio
 from analysis.audio.engine import analyze_audio, audio_section
 from analysis.audio.fusion import fuse
@@ -20,16 +18,13 @@ from analysis.audio.windows import make_windows, voice_activity
 from analysis.dispatch import AUDIO_SUFFIXES, MEDIA_SUFFIXES, analyze_path, expand_inputs
 from analysis.errors import MediaError
 from analysis.media import sniff_kind
-from audio_fixtures import (RATE, bogus_duration_wav, long_mp3, speech_like, video_with_sound, write)
+from audio_fixtures import (RATE, add_audio_detector, bogus_duration_wav, long_mp3, speech_like, video_with_sound, write)
 from conftest import linked_models
 from detectors.artifacts import ArtifactError, load_artifact, load_detectors
-from detectors.audio_artifacts import load_audio_artifact, load_audio_detectors, save_audio_artifact
-from detectors.audio_registry import audio_detector_names, build_audio_model
+from detectors.audio_artifacts import load_audio_artifact, load_audio_detectors
+from detectors.audio_registry import audio_detector_names
 from detectors.registry import detector_names
 from video_fixtures import numbered_frames
-
-GATE_PASS = {"Exp.1": 0.9, "Exp.2": 0.95}
-
 
 @pytest.fixture(scope="module")
 def audio_dir(tmp_path_factory) -> Path:
@@ -45,9 +40,7 @@ def speech_wav(audio_dir) -> Path:
 def audio_models_dir(tmp_path_factory, tiny_models_dir) -> Path:
     """The tiny face models plus a random-init audio detector that passes its gate."""
     out = linked_models(tiny_models_dir, tmp_path_factory.mktemp("with_audio"))
-    torch.manual_seed(0)
-    save_audio_artifact(build_audio_model("audio_cnn"), "audio_cnn", out, temperature=1.2,
-                        metrics={"val_auc_by_source": GATE_PASS}, run_id="test")
+    add_audio_detector(out)
     return out
 
 

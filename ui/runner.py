@@ -15,6 +15,7 @@ import numpy as np
 from analysis.analyzer import Analyzer
 from analysis.dispatch import analyze_path
 from analysis.errors import MediaError
+from analysis.audio.decode import only_sound
 from analysis.media import load_image, sniff_kind
 from analysis.report import ImageReport
 from analysis.settings import AnalysisSettings
@@ -168,6 +169,37 @@ def analyze_video_input(analyzer: Analyzer, item: MediaInput, settings: Analysis
         log.exception("video analysis failed for %s", item.name)
         return VideoView(key, item.name, _error_report(item, settings, f"the analysis failed: {_one_line(exc)}"),
                          settings.to_dict())
+
+
+@dataclass
+class AudioView:
+    key: str                                     # "<input digest>|<settings>": one analysis
+    name: str
+    report: Any                                  # analysis.audio.report.AudioReport (kind "audio"), or an error
+
+
+def audio_key(item: MediaInput, settings: AnalysisSettings) -> str:
+    return f"{item.digest}|{settings_key(settings)}"
+
+
+def analyze_audio_input(analyzer: Analyzer, item: MediaInput, settings: AnalysisSettings) -> AudioView:
+    """Analyse the voice of one audio file (analysis.dispatch: content decides; a picture or a video is refused
+    with a one-line message pointing to its page)."""
+    key = audio_key(item, settings)
+    try:
+        with materialized(item) as path:
+            kind = _sniff(path)
+            if kind in ("image", "video") and not (kind == "video" and only_sound(path)):
+                page = "Image" if kind == "image" else "Video"
+                return AudioView(key, item.name, _error_report(
+                    item, settings, f"this file is a {'picture' if kind == 'image' else 'video'}: analyse it on "
+                                    f"the {page} page (a video's sound track is analysed there too)", kind))
+            return AudioView(key, item.name, analyze_path(path, analyzer, settings, name=item.name))
+    except MediaError as exc:
+        return AudioView(key, item.name, _error_report(item, settings, str(exc)))
+    except Exception as exc:  # noqa: BLE001
+        log.exception("audio analysis failed for %s", item.name)
+        return AudioView(key, item.name, _error_report(item, settings, f"the analysis failed: {_one_line(exc)}"))
 
 
 def faces_for_features(analyzer: Analyzer, item: MediaInput, settings: AnalysisSettings) -> FaceSource:

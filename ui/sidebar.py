@@ -1,6 +1,8 @@
 """The settings sidebar: decision threshold, uncertainty band, ensemble strategy, detectors; kept across pages."""
 from __future__ import annotations
 
+from analysis.audio.fusion import FUSION_MEANING
+from analysis.settings import DEFAULT_FUSION, FUSION_NAMES
 from typing import Any, Callable
 
 import streamlit as st
@@ -106,6 +108,10 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
         else:
             chosen = []
             st.error("No detector weights are loaded: see the Models page.")
+        fusion = _kept(st.selectbox, "Faces and voice (videos)", "sb_fusion", DEFAULT_FUSION, options=FUSION_NAMES,
+                       format_func=lambda f: FUSION_MEANING[f],
+                       help="How a video's overall verdict combines its faces and its voice. Both are always "
+                            "shown; 'auto' counts the voice only when the audio detector passes its quality gate.")
         with st.expander("Face detection"):
             min_face = _kept(st.slider, "Smallest face to analyse (pixels)", "sb_min_face", DEFAULTS["min_face_size"],
                              min_value=20, max_value=200, step=5)
@@ -113,11 +119,12 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
                              DEFAULTS["whole_image_fallback"],
                              help="For close-up crops where the face detector finds nothing. Less reliable.")
         st.button("Reset settings", on_click=_reset, key="sb_reset",
-                  args=(["sb_threshold", "sb_band", "sb_strategy", "sb_detectors", "sb_min_face", "sb_fallback"],))
+                  args=(["sb_threshold", "sb_band", "sb_strategy", "sb_detectors", "sb_min_face", "sb_fallback",
+                         "sb_fusion"],))
         st.caption(f"{len(loaded)} of {len(loaded) + len(analyzer.load_errors)} detectors loaded")
     moved = {key: _KEEP + key in st.session_state for key in ("sb_threshold", "sb_band")}
     return AnalysisSettings(strategy=strategy, threshold=float(threshold) if moved["sb_threshold"] else None,
                             band=float(band) if moved["sb_band"] else None,
                             detectors=analyzer.detectors_setting(chosen) if loaded else None,
                             min_face_size=int(min_face),
-                            whole_image_fallback=bool(fallback))
+                            whole_image_fallback=bool(fallback), fusion=str(fusion))

@@ -14,6 +14,7 @@ from visualization.overlays import draw_faces, scale_faces
 
 from .components import (caveats, explanation, not_voting_caption, quality_panel, reproducibility_panel, shown_votes,
                          verdict_badge)
+from .audio_view import audio_timeline, overall_badge, voice_badge
 from .exports import frames_csv, report_html, report_json
 from .heatmap_view import FaceToExplain, heatmap_caption, heatmap_choice, heatmap_picture
 from .image_view import CHART_NOTE, NOT_VOTING_NOTE, short_id
@@ -108,6 +109,8 @@ def render_video_view(view: VideoView, rerun: Sequence[str] = (), live: bool = F
             st.warning(f"{report.message[0].upper()}{report.message[1:]}.")
         if report.decision:
             st.info(report.decision, icon=":material/person_search:")
+        voice_badge(getattr(report, "audio", None))
+        overall_badge(getattr(report, "overall", None))
         provenance_panel(report.provenance, uid)
     with right:
         c = st.columns(4)
@@ -129,6 +132,7 @@ def render_video_view(view: VideoView, rerun: Sequence[str] = (), live: bool = F
         _timeline_and_frames(report, frames, uid, threshold, band)
     else:
         st.info(NO_FACE_TEXT.format(analysed=len(frames)), icon=":material/face_retouching_off:")
+        audio_timeline(getattr(report, "audio", None), uid, x_range=_time_axis(report))
 
     quality_panel(report.quality)
     reproducibility_panel(report)
@@ -163,9 +167,24 @@ def _timeline_and_frames(report, frames, uid: str, threshold: float, band: float
                            help="Drag the handle, or click it and use the arrow keys.",
                            format_func=lambda i: f"{times[i]:.2f} s (frame {frames[i].index})")
     with chart_slot:
-        st.plotly_chart(video_timeline_chart(report, threshold, band, current_time=times[idx], track=track_filter),
+        axis = _time_axis(report)   # the faces and the voice on the same time axis
+        st.plotly_chart(video_timeline_chart(report, threshold, band, current_time=times[idx], track=track_filter,
+                                             x_range=axis),
                         key=f"timeline-{uid}", config={"displayModeBar": False})
+        audio_timeline(getattr(report, "audio", None), uid, x_range=axis, current_time=times[idx])
     _frame(report, frames[idx], uid, threshold, band)
+
+
+def _time_axis(report) -> tuple[float, float] | None:
+    """Seconds from 0 to the end of whatever was analysed (frames, sound windows), shared by both timelines."""
+    ends = [float(f.time) for f in report.frames]
+    audio = getattr(report, "audio", None)
+    if audio is not None and audio.windows and not audio.metadata.get("excerpts"):
+        ends.append(max(w.end for w in audio.windows))
+    duration = (report.metadata or {}).get("duration")
+    if duration:
+        ends.append(float(duration))
+    return (0.0, max(ends) * 1.02) if ends and max(ends) > 0 else None
 
 
 def _agreement(report, track) -> float | None:

@@ -106,9 +106,11 @@ def model_probability_chart(models: Mapping[str, float], ensemble: float | None,
 
 def timeline_chart(times: Sequence[float], series: Mapping[str, Sequence[float | None]],
                    ensemble: Sequence[float | None] | None, threshold: float = 0.5, band: float = 0.1,
-                   current_time: float | None = None, title: str | None = None, height: int = 380) -> go.Figure:
+                   current_time: float | None = None, title: str | None = None, height: int = 380,
+                   x_range: tuple[float, float] | None = None) -> go.Figure:
     """Fake probability over time: a thin line per detector, a thick ensemble line, markers coloured by verdict,
-    the threshold and band, and a vertical marker at the frame being shown. `None` = no face at that time."""
+    the threshold and band, and a vertical marker at the frame being shown. `None` = no face at that time.
+    `x_range` (seconds) pins the time axis, so that the audio timeline below lines up with it."""
     fig = go.Figure()
     for i, (name, values) in enumerate(series.items()):
         fig.add_trace(go.Scatter(
@@ -134,8 +136,44 @@ def timeline_chart(times: Sequence[float], series: Mapping[str, Sequence[float |
         title=dict(text=title, font_size=14) if title else None, font=_FONT, height=height,
         margin=dict(l=10, r=10, t=40 if title else 30, b=40), hovermode="x unified", plot_bgcolor="white",
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
-        xaxis=dict(title="time in the video (seconds)", gridcolor="#eceff1", zeroline=False),
+        xaxis=dict(title="time in the video (seconds)", gridcolor="#eceff1", zeroline=False,
+                   range=list(x_range) if x_range else None),
         yaxis=dict(title="probability of FAKE", range=[-0.02, 1.02], tickformat=".0%", gridcolor="#eceff1"),
+    )
+    return fig
+
+
+def audio_timeline_chart(audio, threshold: float = 0.5, band: float = 0.1, current_time: float | None = None,
+                         x_range: tuple[float, float] | None = None, height: int = 260,
+                         x_title: str = "time in the video (seconds)") -> go.Figure:
+    """The voice over time (an analysis.audio AudioResult): one segment per window at its fake probability,
+    coloured by verdict; windows without speech as grey segments at the bottom, labelled with their reason."""
+    fig = go.Figure()
+    scored = [w for w in audio.windows if w.probability is not None]
+    for w in scored:
+        colour = verdict_color(_verdict(w.probability, threshold, band))
+        fig.add_trace(go.Scatter(x=[w.start, w.end], y=[w.probability] * 2, mode="lines", showlegend=False,
+                                 line=dict(width=6, color=colour), opacity=0.55,
+                                 hovertemplate=f"{w.start:.1f}-{w.end:.1f} s: {w.probability:.1%} fake<extra></extra>"))
+    if scored:
+        fig.add_trace(go.Scatter(x=[(w.start + w.end) / 2 for w in scored], y=[w.probability for w in scored],
+                                 name="voice", mode="lines+markers", line=dict(width=2.5, color="#263238"),
+                                 marker=dict(size=7, color=[verdict_color(_verdict(w.probability, threshold, band))
+                                                            for w in scored]),
+                                 hovertemplate="voice: %{y:.1%}<extra></extra>"))
+    quiet = [w for w in audio.windows if w.probability is None]
+    for i, w in enumerate(quiet):
+        fig.add_trace(go.Scatter(x=[w.start, w.end], y=[0.0, 0.0], mode="lines", name="not scored",
+                                 showlegend=i == 0, line=dict(width=8, color="#b0bec5"),
+                                 hovertemplate=f"{w.start:.1f}-{w.end:.1f} s: {w.reason or 'not scored'}<extra></extra>"))
+    _decision_zones(fig, threshold, band, "y")
+    if current_time is not None:
+        fig.add_vline(x=current_time, line_color="#1565c0", line_width=2)
+    fig.update_layout(
+        font=_FONT, height=height, margin=dict(l=10, r=10, t=30, b=40), plot_bgcolor="white", hovermode="closest",
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        xaxis=dict(title=x_title, gridcolor="#eceff1", zeroline=False, range=list(x_range) if x_range else None),
+        yaxis=dict(title="voice: P(FAKE)", range=[-0.05, 1.02], tickformat=".0%", gridcolor="#eceff1"),
     )
     return fig
 
@@ -180,6 +218,8 @@ def video_series(report, track: int | None = None) -> tuple[list[float], dict[st
 
 
 def video_timeline_chart(report, threshold: float = 0.5, band: float = 0.1, current_time: float | None = None,
-                         track: int | None = None, height: int = 380) -> go.Figure:
+                         track: int | None = None, height: int = 380,
+                         x_range: tuple[float, float] | None = None) -> go.Figure:
     times, series, ensemble = video_series(report, track)
-    return timeline_chart(times, series, ensemble, threshold, band, current_time=current_time, height=height)
+    return timeline_chart(times, series, ensemble, threshold, band, current_time=current_time, height=height,
+                          x_range=x_range)

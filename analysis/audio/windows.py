@@ -1,7 +1,8 @@
 """Windows over a decoded track, and the voice-activity test that decides which windows are scored.
 
-Windows of `AudioLimits.window_seconds` with `hop_seconds` overlap cover each decoded segment (a tail shorter
-than a window is padded when it holds at least half a window); at most `max_windows` are kept, spread evenly.
+Windows of `AudioLimits.window_seconds` with `hop_seconds` overlap cover each decoded segment (a tail the hop
+leaves uncovered gets one more window ending at the segment's end; a segment shorter than a window is one
+zero-padded window); at most `max_windows` are kept, spread evenly.
 The voice-activity test is deliberately simple and documented here, in one place:
   * frames of 25 ms (10 ms hop); a frame is *active* when its level is above `SILENCE_DBFS` and within
     `DYNAMIC_RANGE_DB` of the loudest frame of the window;
@@ -75,8 +76,8 @@ def make_windows(track: AudioTrack, limits: AudioLimits | None = None) -> list[A
         x = segment.samples
         starts = list(range(0, max(1, len(x) - size + 1), hop))
         last = starts[-1] + size if starts else 0
-        if len(x) > size and len(x) - last >= size // 2:
-            starts.append(len(x) - size)            # the tail, as a full window ending at the segment's end
+        if len(x) > size and len(x) - last >= SAMPLE_RATE // 4:
+            starts.append(len(x) - size)            # an uncovered tail: a full window ending at the segment's end
         for s in starts:
             chunk = x[s:s + size]
             if len(chunk) < size // 4:
