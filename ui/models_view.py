@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.analyzer import Analyzer
+from analysis.audio.engine import audio_models
 
 from .components import how_to_make
 
@@ -171,3 +172,31 @@ def render_models_page(analyzer: Analyzer) -> None:
             st.caption(f"Weights: `{entry.get('weights')}` · SHA-256 `{entry.get('checksum')}` "
                        f"(verified at load) · created {m.get('created') or '?'} · run {m.get('run_id') or '?'} · "
                        f"normalisation mean {m.get('mean')} std {m.get('std')}")
+
+
+def render_audio_models(models_dir: Any) -> None:
+    """The audio detectors, apart from the face detectors above (their own registry; they never vote on faces):
+    load status, quality gate (which decides whether the voice counts in a video's `auto` fusion), metrics."""
+    st.markdown("### Audio detectors (the voice)")
+    info = audio_models(models_dir).info()
+    if not info:
+        st.caption("No audio detector is registered.")
+        return
+    for entry in info:
+        name = entry["name"]
+        if not entry["loaded"]:
+            st.error(f"{name}: not loaded: {entry.get('error')}")
+            st.code("python -m train.train_audio --threads 1", language="bash")
+            continue
+        gate = entry.get("gate") or {}
+        metrics = entry.get("metrics") or {}
+        with st.expander(f":material/graphic_eq: {name} — {entry['architecture']}"):
+            c = st.columns(3)
+            c[0].metric("Test AUC (speaker-grouped)", _cell(metrics.get("test_auc")))
+            c[1].metric("Test AUC after MP3", _cell(metrics.get("test_auc_codec")))
+            c[2].metric("Calibration temperature", f"{entry['temperature']:.2f}")
+            st.markdown(f"**Counts in a video's `auto` fusion:** {'yes' if gate.get('votes') else 'no'}"
+                        + (f" — {gate['reason']}" if gate.get("reason") else ""))
+            st.json({k: v for k, v in metrics.items() if k not in ("test_auc", "test_auc_codec")}, expanded=False)
+            st.caption(f"SHA-256 `{entry['sha256']}` (verified at load) · created {entry.get('created') or '?'} · "
+                       "model card: MODEL_CARD.md in its folder")
