@@ -6,12 +6,13 @@
 #      mmdebstrap builds a minimal Debian rootfs from this machine's package mirror (its apt sources) and
 #      `podman import` tags it with that name (REBUILD_BASE=1 makes it again);
 #   3. `podman build --runtime runc --format docker` (docker format: OCI images drop HEALTHCHECK), with this machine's
-#      pip registry settings (`pip config list` and PIP_* variables) passed as build arguments, and the local
-#      folders and files they name (file:// indexes, find-links folders, the CA bundle) mounted read-only for the
-#      build only. Nothing of them is written into the image.
+#      pip registry settings (`pip config list` and PIP_* variables) passed as build arguments: local folders they
+#      name (file:// indexes, find-links folders) served on 127.0.0.1 during the build, the CA bundle as the build
+#      secret `pip-ca`. Nothing of them is written into the image.
 # Environment: IMAGE (default deepfake-check:latest), PODMAN_RUNTIME (runc), DEBIAN_SUITE (bookworm),
 # DEBIAN_SOURCES (the apt sources file for mmdebstrap; default: this machine's debian.sources, else Debian's mirror),
-# BUILD_NETWORK (host), REBUILD_BASE (0).
+# BUILD_NETWORK (host; the local pip folders are served on the host's loopback), PIP_MIRROR_PORT (38741),
+# REBUILD_BASE (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,10 +58,20 @@ else
 fi
 
 # --- 3. pip's registry settings as build arguments --------------------------------------------------------------
-# One option per line: --build-arg=PIP_...=value or --volume=PATH:PATH:ro
-python3 - > "$tmp/pip-args" <<'PY'
+# This machine's settings (`pip config list`, PIP_* variables) become build arguments. Local folders they name
+# (file:// indexes, find-links folders) are served read-only over HTTP on 127.0.0.1 for the time of the build, and
+# the settings are rewritten to those URLs (the build shares the host's network), so nothing is mounted into the
+# image's file system; pip's CA bundle (PIP_CERT) is the build secret `pip-ca`.
+# The helper prints one option per line (--build-arg=..., --secret=...) and `serve PATH` per local folder.
+MIRROR_PORT=${PIP_MIRROR_PORT:-38741}   # fixed, so that the build arguments (and the layer cache) stay the same
+if ! python3 -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$MIRROR_PORT" 2>/dev/null; then
+  MIRROR_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  echo "image-build: port ${PIP_MIRROR_PORT:-38741} is taken; serving the local pip folders on $MIRROR_PORT (no layer cache)"
+fi
+python3 - "$MIRROR_PORT" > "$tmp/pip-args" <<'PY'
 import ast, os, re, subprocess, sys
 
+port = sys.argv[1]
 KEYS = {"index-url": "PIP_INDEX_URL", "extra-index-url": "PIP_EXTRA_INDEX_URL", "find-links": "PIP_FIND_LINKS",
         "trusted-host": "PIP_TRUSTED_HOST", "cert": "PIP_CERT", "default-timeout": "PIP_DEFAULT_TIMEOUT",
         "timeout": "PIP_DEFAULT_TIMEOUT"}
@@ -74,36 +85,51 @@ for line in out.splitlines():   # e.g. global.extra-index-url='file:///opt/pypi/
     m = re.match(r"^(.*?)\.([a-z-]+)=(.*)$", line)
     if m and m.group(2) in KEYS:
         settings[KEYS[m.group(2)]] = str(ast.literal_eval(m.group(3)))   # later lines (env) override earlier
-mounts = []
-def mount(path):
+served = []
+def local_url(name, word):
+    """The loopback URL for a local folder (and that folder served), or the word unchanged."""
+    path = word[len("file://"):] if word.startswith("file://") else (word if word.startswith("/") else None)
+    if path is None or not os.path.exists(path):
+        return word
     path = os.path.normpath(path)
-    if os.path.exists(path) and path not in mounts:
-        mounts.append(path)
-# The CA bundle goes to a path of its own: mounted over the image's /etc/ssl/certs it would keep Debian's
-# ca-certificates from installing.
-cert_mount = None
-if settings.get("PIP_CERT") and os.path.isfile(settings["PIP_CERT"]):
-    cert_mount = (settings["PIP_CERT"], "/run/pip-build-ca/" + os.path.basename(settings["PIP_CERT"]))
-    settings["PIP_CERT"] = cert_mount[1]
-for name, value in settings.items():
-    if name == "PIP_CERT":
-        continue
-    for word in value.split():
-        path = word[len("file://"):] if word.startswith("file://") else (word if word.startswith("/") else None)
-        if path is None:
-            continue
-        if name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL") and os.path.basename(path.rstrip("/")) == "simple":
-            path = os.path.dirname(path.rstrip("/"))   # <root>/simple links to files beside it (../../files/...)
-        mount(path)
-for name in sorted(set(KEYS.values())):   # every one the Dockerfile declares; an empty one is unset there
+    root = path
+    if name != "PIP_FIND_LINKS" and os.path.basename(path) == "simple":
+        root = os.path.dirname(path)   # <root>/simple/<project>/ links to files beside it (../../files/...)
+    if root not in served:
+        served.append(root)
+    return f"http://127.0.0.1:{port}{path}/"
+cert = settings.pop("PIP_CERT", None)
+for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+    if name in settings:
+        settings[name] = " ".join(local_url(name, w) for w in settings[name].split())
+for name in sorted(set(KEYS.values()) - {"PIP_CERT"}):   # each one the Dockerfile declares; an empty one is unset there
     print(f"--build-arg={name}={settings.get(name, '')}")
-for path in sorted(mounts):
-    if not any(path != other and path.startswith(other.rstrip("/") + "/") for other in mounts):
-        print(f"--volume={path}:{path}:ro")
-if cert_mount:
-    print(f"--volume={cert_mount[0]}:{cert_mount[1]}:ro")
+if cert and os.path.isfile(cert):
+    print(f"--secret=id=pip-ca,src={cert}")
+for root in served:
+    print(f"serve {root}")
 PY
-mapfile -t pip_args < "$tmp/pip-args"
+pip_args=()
+mirror_pid=""
+while IFS= read -r line; do
+  case "$line" in
+    "serve "*)
+      path=${line#serve }
+      mkdir -p "$tmp/www$(dirname "$path")"
+      ln -s "$path" "$tmp/www$path"
+      ;;
+    *) pip_args+=("$line") ;;
+  esac
+done < "$tmp/pip-args"
+if [ -d "$tmp/www" ]; then
+  python3 -m http.server --bind 127.0.0.1 --directory "$tmp/www" "$MIRROR_PORT" >"$tmp/mirror.log" 2>&1 &
+  mirror_pid=$!
+  trap 'kill "$mirror_pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+  for _ in $(seq 50); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$MIRROR_PORT/" 2>/dev/null && break
+    sleep 0.2
+  done
+fi
 if [ "${#pip_args[@]}" -gt 0 ]; then
   echo "image-build: pip settings for the build: ${pip_args[*]}"
 fi

@@ -5,6 +5,7 @@
 #   - wait until both containers' own HEALTHCHECKs pass (`podman healthcheck run`), and the API is ready;
 #   - POST a face photo (scikit-image's astronaut, as tests/conftest.py's face_photo, written by the image's own
 #     Python) to /v1/analyze with the key: 200 and a verdict; without the key: 401;
+#   - `scan` on a mounted folder holding that photo, without network: one result with a verdict;
 #   - GET the dashboard's /_stcore/health (200 "ok") and its page;
 #   - stop and remove both containers (also on failure).
 # The containers share the host's network namespace and listen on 127.0.0.1 only, on free ports.
@@ -123,6 +124,20 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' -F "file=@$work/astronaut.jpg" \
 [ "$code" = 401 ] || fail "POST /v1/analyze without the key answered $code, not 401"
 echo "image-test: without the API key -> 401"
 
+# The batch scanner, offline, on a mounted folder (as the README shows it).
+mkdir -p "$work/scan/in"
+cp "$work/astronaut.jpg" "$work/scan/in/"
+chmod -R a+rwX "$work/scan"
+podman run --rm --runtime "$RUNTIME" --network none -v "$work/scan:/data" "$IMAGE" \
+  scan /data/in --out /data/results.jsonl --workers 1 --no-progress >/dev/null 2>"$work/scan.log" \
+  || { tail -n 20 "$work/scan.log" >&2; fail "scan failed"; }
+python3 - "$work/scan/results.jsonl" <<'PY' || fail "scan wrote no verdict"
+import json, sys
+lines = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+assert len(lines) == 1 and lines[0].get("verdict") in {"FAKE", "REAL", "UNCERTAIN"}, lines
+print(f"image-test: scan -> 1 file, verdict {lines[0]['verdict']}")
+PY
+
 # The dashboard: its health endpoint and its page.
 code=$(curl -sS -o "$work/health.txt" -w '%{http_code}' "http://127.0.0.1:$dash_port/_stcore/health") || code=000
 [ "$code" = 200 ] && grep -q ok "$work/health.txt" || fail "GET /_stcore/health answered $code"
@@ -140,4 +155,4 @@ echo "image-test: containers stopped and removed"
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 elapsed=$(( $(date +%s) - started ))
 printf 'image-test: passed in %dm%02ds (%d s); image %s is %s\n' $(( elapsed / 60 )) $(( elapsed % 60 )) "$elapsed" \
-  "$IMAGE" "$(awk -v b="$size" 'BEGIN{printf "%.2f GB (%d bytes)", b/1e9, b}')"
+  "$IMAGE" "$(awk -v b="$size" 'BEGIN{printf "%.2f GB (%.0f bytes)", b/1e9, b}')"

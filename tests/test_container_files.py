@@ -55,6 +55,11 @@ def test_dockerfile_is_multi_stage_with_the_requirements_layer_before_the_code(s
     assert "PIP_CONSTRAINT=/dev/null" in run       # as the Makefile's PIP
     project = next(s for s in stages if " AS project" in s[0][1])
     assert "pip install --quiet --no-deps -e /app" in " ".join(args for _, args in project)
+    for stage in (deps, project):   # a build argument reaches only the stage that declares it
+        declared = {args for word, args in stage if word == "ARG"}
+        assert {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_TRUSTED_HOST"} <= declared, stage[0]
+        pip_runs = [args for word, args in stage if word == "RUN" and "pip install" in args]
+        assert pip_runs and all(args.startswith("--mount=type=secret,id=pip-ca") for args in pip_runs)
 
 
 def test_the_final_stage_runs_as_a_user_with_ports_healthcheck_and_the_dashboard_by_default(stages):
