@@ -24,7 +24,7 @@ def render_audio_card(report: dict[str, Any]) -> str:
 
 **Architecture:** `{report['architecture']}` — {report['parameters']:,} parameters. A log-mel front end inside the
 model (16 kHz, 25 ms / 10 ms frames, 64 mel bands, each window standardised so the level does not matter), four
-convolution stages and mean + max pooling over time. Input: windows of 4 s; a file's score is aggregated over its
+convolution stages and mean + max pooling over time. Input: windows of 4 s; a file's score is the calibrated mean of the logits of its
 speech windows (`analysis.audio`). Temperature {report['temperature']:.3f} (fitted on validation).
 
 ## Data and licence
@@ -38,7 +38,8 @@ Split by speaker (`group`): train {report['split']['train']}, validation {report
 learning rate {cfg['lr']}, {cfg['variants']} augmented copies per training clip — codec round trips (MP3 32–128
 kbps, AAC 48–96 kbps, Opus 16–32 kbps through PyAV), resampling to 8–12 kHz and back, noise (10–40 dB SNR), gain
 (−12…+6 dB), band limits (50–300 Hz to 3.4–7.6 kHz), short reverberation (RT60 0.08–0.4 s) — and SpecAugment
-masks. CPU, {cfg['threads']} thread(s), {report['train_minutes']} minutes in all.
+masks. CPU, {cfg['threads']} thread(s), {report['train_minutes']} minutes in all (the cross-source model included, on a
+CPU shared with another training job).
 
 ## Results (speaker-grouped; clip AUC)
 | model | val AUC | test AUC | test AUC after MP3 32 kbps |

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from analysis.audio.decode import SAMPLE_RATE, AudioLimits, AudioSegment, AudioTrack, load_audio
+from analysis.audio.engine import aggregate_logits
 from analysis.audio.windows import make_windows
 from detectors.audio_artifacts import save_audio_artifact
 from detectors.audio_models import LogMel
@@ -135,7 +136,7 @@ def clip_windows(x: np.ndarray, limits: AudioLimits) -> np.ndarray:
 
 
 def clip_logits(model: nn.Module, waves: list[np.ndarray], limits: AudioLimits, batch: int = 64) -> np.ndarray:
-    """One logit per clip: the mean of its windows' logits (the app's aggregation over a short clip)."""
+    """One logit per clip, aggregated over its windows by the app's own function (analysis.audio.engine)."""
     windows = [clip_windows(x, limits) for x in waves]
     flat = np.concatenate(windows)
     out = np.empty(len(flat), np.float32)
@@ -144,7 +145,7 @@ def clip_logits(model: nn.Module, waves: list[np.ndarray], limits: AudioLimits, 
         for s in range(0, len(flat), batch):
             out[s:s + batch] = model(torch.from_numpy(flat[s:s + batch])).reshape(-1).numpy()
     ends = np.cumsum([len(w) for w in windows])
-    return np.array([out[e - len(w):e].mean() for w, e in zip(windows, ends)], np.float32)
+    return np.array([aggregate_logits(out[e - len(w):e]) for w, e in zip(windows, ends)], np.float32)
 
 
 def random_crop(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

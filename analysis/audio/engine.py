@@ -70,10 +70,11 @@ def audio_models(models_dir: str | Path | None = None) -> AudioModels:
         return _CACHE[key]
 
 
-def _aggregate(probs: list[float]) -> float:
-    """AGGREGATION: the mean of the most suspicious half (at least one) of the speech windows."""
-    top = sorted(probs, reverse=True)[:max(1, (len(probs) + 1) // 2)]
-    return float(np.mean(top))
+def aggregate_logits(logits: np.ndarray | list[float]) -> float:
+    """AGGREGATION: one detector's logit for a whole track, the mean of its speech windows' logits. Training
+    (train/train_audio.py) scores clips with this same function, so the temperature and the validation numbers
+    in a manifest hold for the app's track probability."""
+    return float(np.mean(np.asarray(logits, dtype=np.float64)))
 
 
 def score_track(source: str | Path | bytes, models: AudioModels, limits: AudioLimits | None = None,
@@ -102,14 +103,15 @@ def score_track(source: str | Path | bytes, models: AudioModels, limits: AudioLi
         result.status = NO_AUDIO_MODEL
     else:
         batch = np.stack([w.samples for w in speech])
-        per_model = {n: d.predict(batch) for n, d in models.detectors.items()}
+        logits = {n: d.logits(batch) for n, d in models.detectors.items()}
         scored = [r for r in result.windows if r.speech]
         for i, r in enumerate(scored):
-            r.models = {n: round(float(p[i]), 6) for n, p in per_model.items()}
+            r.models = {n: round(float(models.detectors[n].calibrate(z[i:i + 1])[0]), 6) for n, z in logits.items()}
             r.probability = round(float(np.mean(list(r.models.values()))), 6)
         result.threshold = float(np.mean([d.threshold for d in models.detectors.values()]))
         result.band = DEFAULT_BAND
-        result.probability = round(_aggregate([r.probability for r in scored]), 6)
+        track = [float(models.detectors[n].calibrate([aggregate_logits(z)])[0]) for n, z in logits.items()]
+        result.probability = round(float(np.mean(track)), 6)
         result.verdict = verdict_for(result.probability, result.threshold, result.band)
     timings["score"] = time.perf_counter() - t0
     if result.status != SCORED:

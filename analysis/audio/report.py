@@ -16,7 +16,7 @@ AUDIO_VERDICT_NOTES = {
     NO_SPEECH: "no speech found in the sound track; the voice was not scored",
     NO_AUDIO_MODEL: "no audio detector is installed; the voice was not scored",
 }
-AGGREGATION = "mean of the most suspicious half of the speech windows"
+AGGREGATION = "calibrated mean of the speech windows' logits"
 
 
 @dataclass
@@ -34,7 +34,7 @@ class AudioWindowResult:
 class AudioResult:
     status: str = SCORED                  # SCORED / NO_AUDIO_TRACK / NO_SPEECH / NO_AUDIO_MODEL / NOT_READ
     windows: list[AudioWindowResult] = field(default_factory=list)
-    probability: float | None = None      # the voice's fake probability (AGGREGATION), None unless scored
+    probability: float | None = None      # the voice's fake probability (AGGREGATION; mean over detectors)
     verdict: str | None = None            # FAKE / REAL / UNCERTAIN with the audio detector's threshold
     speech_share: float | None = None     # share of the windows that hold speech
     threshold: float | None = None
