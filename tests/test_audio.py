@@ -262,3 +262,37 @@ def test_shipped_audio_detector_on_its_test_speakers(shared_data):
             labels.append(r["label"] == "fake")
     from train.metrics import roc_auc
     assert roc_auc(labels, scores) > 0.9
+
+
+# ------------------------------------------------------------------------------------------ API and scan
+def test_api_takes_audio(audio_models_dir, speech_wav, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from analysis.analyzer import Analyzer
+    from api.app import create_app
+    from api.config import ApiConfig
+    app = create_app(ApiConfig(models_dir="unused", temp_dir=str(tmp_path / "uploads")),
+                     analyzer=Analyzer(audio_models_dir))
+    with TestClient(app) as client:
+        resp = client.post("/v1/analyze", files={"file": ("speech.wav", speech_wav.read_bytes(), "audio/wav")},
+                           data={"fusion": "equal"})
+        assert resp.status_code == 200, resp.text
+        report = resp.json()
+        assert report["kind"] == "audio" and report["status"] == SCORED and report["settings"]["fusion"] == "equal"
+        bad = client.post("/v1/analyze", files={"file": ("speech.wav", speech_wav.read_bytes())},
+                          data={"fusion": "loudest"})
+        assert bad.status_code == 422 and "unknown fusion" in bad.json()["error"]["message"]
+
+
+def test_scan_walks_audio(audio_models_dir, speech_wav, tmp_path):
+    from analysis.analyzer import Analyzer
+    from scan.cli import run_scan
+    from test_scan import load, options_for
+    folder = tmp_path / "media"
+    folder.mkdir()
+    (folder / "voice.mp3").write_bytes(write(tmp_path / "v.mp3", speech_like(5.0), codec="libmp3lame").read_bytes())
+    out = tmp_path / "results.jsonl"
+    summary = run_scan(folder, out, options_for(audio_models_dir), analyzer=Analyzer(audio_models_dir),
+                       progress=False)
+    (record,) = load(out)
+    assert summary.analysed == 1 and record["kind"] == "audio" and record["verdict"] in ("FAKE", "REAL", "UNCERTAIN")
