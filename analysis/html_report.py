@@ -176,9 +176,45 @@ def _page(data: dict[str, Any], report: Any, pictures: ReportPictures) -> dict[s
     }
     if video:
         page.update(_video_part(data, report, threshold, band, strategy, not_voting))
+    elif kind == "audio":
+        page.update({"subject": "the voice", "verdict": _verdict_view(
+            data.get("verdict"), f"fake probability {_pct(data.get('probability'), 1)}"
+            if data.get("probability") is not None else ""),
+            # the voice's own decision: the audio detectors' threshold, not the faces' operating point
+            "threshold": f"{data.get('threshold') if data.get('threshold') is not None else DEFAULT_THRESHOLD:.2f}",
+            "band": f"{data.get('band') if data.get('band') is not None else DEFAULT_BAND:.2f}",
+            "strategy": "the mean of the audio detectors"})
     else:
         page.update(_image_part(data, pictures, threshold, band, strategy, not_voting))
+    page["voice"] = _voice_part(data if kind == "audio" else data.get("audio"))
+    page["overall"] = _overall_text(data.get("overall"))
     return page
+
+
+def _voice_part(audio: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The voice (an audio report, or a video's `audio` section) for the report's Voice section."""
+    if not audio:
+        return None
+    return {"status": audio.get("status"), "message": audio.get("message"),
+            "verdict": _verdict_view(audio.get("verdict"), f"fake probability {_pct(audio.get('probability'), 1)}"
+                                     if audio.get("probability") is not None else ""),
+            "speech_share": _pct(audio.get("speech_share")), "aggregation": audio.get("aggregation"),
+            "threshold": audio.get("threshold"), "passes_gate": audio.get("passes_gate"),
+            "windows": [{"time": f"{w.get('start', 0):.2f}–{w.get('end', 0):.2f} s",
+                         "value": _pct(w.get("probability"), 1) if w.get("probability") is not None
+                         else f"not scored: {w.get('reason') or 'no speech'}"}
+                        for w in audio.get("windows") or []]}
+
+
+def _overall_text(overall: dict[str, Any] | None) -> str | None:
+    """A video's faces-and-voice line (analysis.audio.fusion)."""
+    if not overall:
+        return None
+    weights = ", ".join(f"{k} {v:.0%}" for k, v in (overall.get("weights") or {}).items()) or "nothing to weigh"
+    text = (f"{HEADLINES.get(overall.get('verdict'), 'NOT SCORED')} ({_pct(overall.get('probability'), 1)}) by "
+            f"fusion {overall.get('mode')} → {overall.get('applied')} ({weights}); faces "
+            f"{_pct(overall.get('faces_probability'), 1)}, voice {_pct(overall.get('voice_probability'), 1)}")
+    return text + (f". {overall['note']}" if overall.get("note") else "")
 
 
 def _image_part(data: dict[str, Any], pictures: ReportPictures, threshold: float, band: float,

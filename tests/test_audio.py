@@ -296,3 +296,16 @@ def test_scan_walks_audio(audio_models_dir, speech_wav, tmp_path):
                        progress=False)
     (record,) = load(out)
     assert summary.analysed == 1 and record["kind"] == "audio" and record["verdict"] in ("FAKE", "REAL", "UNCERTAIN")
+
+
+def test_html_reports_show_the_voice(audio_models_dir, speech_wav, tmp_path):
+    from analysis.analyzer import Analyzer
+    from analysis.html_report import ReportPictures, render_html_report
+    from video.engine import analyze_video
+    from video.sampling import VideoOptions
+    page = render_html_report(analyze_audio(speech_wav, audio_models_dir), ReportPictures())
+    assert 'id="voice"' in page and "Verdict for the voice" in page and "2.00–6.00 s" in page
+    clip = video_with_sound(tmp_path / "talk.mp4", numbered_frames(50), sound=speech_like(2.0))
+    report = analyze_video(clip, Analyzer(audio_models_dir), options=VideoOptions(frames=4))
+    page = render_html_report(report, ReportPictures())
+    assert 'id="voice"' in page and 'id="overall"' in page and "fusion auto" in page
