@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from analysis import __version__
+from analysis.audio.engine import audio_models
 from analysis.report import json_safe
 
 from fastapi import APIRouter, FastAPI, Path as PathParam, Request, Security
@@ -288,7 +289,8 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
             response_model=None, responses={200: {"model": ModelsResponse}, **v1_errors(config)})
     async def models() -> dict[str, Any]:
         return {"models": json_safe(state.analyzer.model_info()),
-                "operating_point": json_safe(state.analyzer.operating_point_info())}
+                "operating_point": json_safe(state.analyzer.operating_point_info()),
+                "audio_models": json_safe(audio_models(state.analyzer.models_dir).info())}
 
     @v1.post("/analyze", tags=["analysis"], openapi_extra=upload_doc(config, ANALYZE),
              summary="Analyse one image or video and return its report (same JSON as `cli.py analyze --json`, "

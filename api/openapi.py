@@ -70,6 +70,8 @@ class ModelsResponse(BaseModel):
     models: list[dict[str, Any]] = Field(description="per registered detector: manifest, checksum, load status, "
                                                      "`votes` (in the default ensemble), `gate_reason`")
     operating_point: dict[str, Any] = Field(description="the default threshold and band and where they come from")
+    audio_models: list[dict[str, Any]] = Field(description="the audio detectors (the voice), apart from the face "
+                                                           "detectors: load status, metrics, quality `gate`")
 
 
 class Job(BaseModel):

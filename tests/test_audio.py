@@ -279,6 +279,9 @@ def test_api_takes_audio(audio_models_dir, speech_wav, tmp_path):
         assert resp.status_code == 200, resp.text
         report = resp.json()
         assert report["kind"] == "audio" and report["status"] == SCORED and report["settings"]["fusion"] == "equal"
+        listed = client.get("/v1/models").json()
+        assert [m["name"] for m in listed["audio_models"]] == ["audio_cnn"]
+        assert "audio_cnn" not in [m["name"] for m in listed["models"]]
         bad = client.post("/v1/analyze", files={"file": ("speech.wav", speech_wav.read_bytes())},
                           data={"fusion": "loudest"})
         assert bad.status_code == 422 and "unknown fusion" in bad.json()["error"]["message"]

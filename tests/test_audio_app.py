@@ -57,3 +57,11 @@ def test_video_page_shows_voice_and_both_timelines(audio_env, tmp_path):
             == "time in the video (seconds)"]
     assert len(axes) == 2 and axes[0] == axes[1] and axes[0][0] == 0   # faces and voice on one time axis
     assert any(t.get("name") == "voice" for c in charts for t in c["data"])
+
+
+def test_image_and_video_pages_send_audio_to_the_audio_page(audio_env, tmp_path):
+    speech = write(tmp_path / "speech.wav", speech_like(3.0))
+    at = app(VIDEO, video_path=str(speech))
+    ok(at)
+    assert any("audio without pictures: analyse it on the Audio check page" in e.value for e in at.error)
+    assert at.button(key="video_go").disabled

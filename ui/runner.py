@@ -101,6 +101,9 @@ def analyze_image_input(analyzer: Analyzer, item: MediaInput, settings: Analysis
             if kind == "video":
                 return ImageView(key, item.name, _error_report(
                     item, settings, "this file is a video: analyse it on the Video page", "video"))
+            if kind == "audio":
+                return ImageView(key, item.name, _error_report(
+                    item, settings, "this file is audio: analyse it on the Audio check page", "audio"))
             report = analyze_path(path, analyzer, settings, name=item.name)
             view = ImageView(key, item.name, report)
             if report.error is None and report.kind == "image":
@@ -136,6 +139,9 @@ def probe_video_input(item: MediaInput) -> VideoProbe:
             kind = _sniff(path)
             if kind == "image":
                 return VideoProbe(problem=f"{item.name} is a picture: analyse it on the Image page")
+            if kind == "audio" or (kind == "video" and only_sound(path)):
+                return VideoProbe(problem=f"{item.name} is audio without pictures: analyse it on the Audio "
+                                          "check page")
             if kind != "video":
                 return VideoProbe(problem=f"{item.name} is not a video this tool can read")
             return VideoProbe(metadata=probe_video(path, hash_file=False).metadata())
@@ -158,6 +164,10 @@ def analyze_video_input(analyzer: Analyzer, item: MediaInput, settings: Analysis
                 return VideoView(key, item.name, _error_report(
                     item, settings, "this file is a picture: analyse it on the Image page", "image"),
                     settings.to_dict())
+            if kind == "audio" or (kind == "video" and only_sound(path)):
+                return VideoView(key, item.name, _error_report(
+                    item, settings, "this file is audio without pictures: analyse it on the Audio check page",
+                    "audio"), settings.to_dict())
             report = analyze_path(path, analyzer, settings, video_options=options, progress=progress,
                                   cancel=cancel, name=item.name)
             return VideoView(key, item.name, report, settings.to_dict())
