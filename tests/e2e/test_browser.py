@@ -1,7 +1,7 @@
 """End to end in a real browser: the Streamlit server as a subprocess, Debian's chromium driven by Playwright.
 
 Uploads a face photo and a short generated clip with a face, waits for the verdicts, downloads the photo's HTML
-report and opens it on its own, scrubs the video's frame slider, opens the feature-map and model pages, and saves
+report and opens it on its own, checks the provenance panel of a photo whose XMP declares it AI-generated, scrubs the video's frame slider, opens the feature-map and model pages, and saves
 a screenshot of each step in tests/e2e/screenshots/ (git-ignored) for a person to look at. Runs on the shipped
 weights in converted_models/ when all five are there (as a user gets them), else on tiny random models (the
 `tiny_models_dir` fixture), whose verdicts are meaningless.
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.provenance_fixtures import xmp_exif_jpeg
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -170,7 +172,7 @@ def _open_report(context, report: Path, name: str) -> str:
         page.close()
 
 
-def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
+def test_dashboard_in_a_browser(server, browser_page, face_photo, astronaut_rgb, tmp_path):
     page = browser_page
     page.goto(server)
     page.get_by_text("How to read a result").wait_for()
@@ -197,6 +199,16 @@ def test_dashboard_in_a_browser(server, browser_page, face_photo, tmp_path):
     shown = page.locator(".verdict-badge").first.inner_text()
     headline = _open_report(page.context, report, "02b_image_report")
     assert headline in shown.upper(), (headline, shown)
+
+    # Provenance beside the pixels: the same face in a JPEG whose XMP declares it AI-generated.
+    declared = tmp_path / "declared.jpg"
+    declared.write_bytes(xmp_exif_jpeg(astronaut_rgb))
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(declared))
+    page.get_by_text("Provenance: says generated").first.wait_for()
+    _idle(page)
+    _no_exception(page)
+    assert page.get_by_text("trainedAlgorithmicMedia").count() >= 1, "the XMP finding is not shown"
+    _shot(page, "02c_provenance.png")
 
     # Video: upload a generated clip, analyse it, scrub the frame slider.
     clip = face_clip(tmp_path / "face_clip.mp4")
