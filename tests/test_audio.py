@@ -312,3 +312,19 @@ def test_html_reports_show_the_voice(audio_models_dir, speech_wav, tmp_path):
     report = analyze_video(clip, Analyzer(audio_models_dir), options=VideoOptions(frames=4))
     page = render_html_report(report, ReportPictures())
     assert 'id="voice"' in page and 'id="overall"' in page and "fusion auto" in page
+
+
+@pytest.mark.slow
+def test_train_audio_runs_end_to_end(shared_data, tmp_path):
+    from train.train_audio import main
+    report = main(["--data", str(shared_data / "audio"), "--max-clips", "90", "--epochs", "1", "--cross-epochs", "1",
+                   "--variants", "1", "--no-mlflow", "--models-dir", str(tmp_path / "models"),
+                   "--out", str(tmp_path / "run")])
+    assert set(report["split"]) == {"train", "val", "test"}
+    speakers = report["speakers"]
+    assert not (set(speakers["train"]) & set(speakers["test"])) and not (set(speakers["val"]) & set(speakers["test"]))
+    for key in ("val_auc", "test_auc"):
+        assert 0.0 <= report["cnn"][key] <= 1.0 and 0.0 <= report["baseline"][key] <= 1.0
+    detector = load_audio_artifact(tmp_path / "models" / "audio_cnn")
+    assert "val_auc_by_source" in detector.manifest.metrics
+    assert "CC BY-NC-ND 4.0" in (tmp_path / "models" / "audio_cnn" / "MODEL_CARD.md").read_text()
