@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from analysis.audio.decode import AudioLimits, NoAudioTrack, load_audio
-from analysis.audio.engine import analyze_audio, audio_section
+from analysis.audio.engine import analyze_audio
 from analysis.audio.fusion import fuse
 from analysis.audio.report import NO_AUDIO_MODEL, NO_AUDIO_TRACK, NO_SPEECH, NOT_READ, SCORED
 from analysis.audio.windows import make_windows, voice_activity
