@@ -33,8 +33,8 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--whole-image", action="store_true", help="with no face found, score the whole image")
     g.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse images with more pixels")
     g.add_argument("--fusion", default=DEFAULT_FUSION, choices=FUSION_NAMES,
-                   help="videos: how faces and voice make the overall verdict (auto: adaptive when the audio "
-                        "detector passes its quality gate, else faces only; see analysis/audio/fusion.py)")
+                   help="videos: how faces and voice make the overall verdict (auto: either, the more suspicious side, "
+                        "when the audio detector passes its quality gate, else faces only; see analysis/audio/fusion.py)")
     v = p.add_argument_group("video")
     v.add_argument("--frames", type=int, default=32, help="frames to analyse, evenly spaced")
     v.add_argument("--every", type=int, default=None, help="analyse every k-th frame instead")

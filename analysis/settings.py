@@ -13,7 +13,7 @@ from typing import Any
 DEFAULT_THRESHOLD = 0.5   # the built-in threshold, when the models folder has no usable operating point
 DEFAULT_BAND = 0.1        # the built-in uncertainty band, likewise
 # how a video's overall verdict combines faces and voice (the functions and their meaning: analysis.audio.fusion)
-FUSION_NAMES = ("auto", "faces", "equal", "adaptive")
+FUSION_NAMES = ("auto", "faces", "either", "equal", "adaptive")
 DEFAULT_FUSION = "auto"
 DEFAULT_STRATEGY = "weighted"
 # The names of analysis.ensemble.STRATEGIES, kept here because ensemble.py imports this module; ensemble.py

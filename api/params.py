@@ -44,7 +44,7 @@ PARAMS: tuple[Param, ...] = (
     Param("end", "video", "end", "number", "video: end time in seconds (after start)"),
     Param("strategy", "settings", "strategy", "string", "ensemble strategy"),
     Param("fusion", "settings", "fusion", "string",
-          "video: how faces and voice make the overall verdict (`auto`: adaptive when the audio detector passes "
+          "video: how faces and voice make the overall verdict (`auto`: `either`, the more suspicious side, when the audio detector passes "
           "its quality gate, else faces only)"),
     Param("threshold", "settings", "threshold", "number",
           "probability at or above which a face is FAKE (default: the models' validated operating point, "

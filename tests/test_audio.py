@@ -208,7 +208,7 @@ def test_video_gets_audio_section_and_fusion(analyzer, audio_models_dir, tmp_pat
     report = analyze_video(with_sound, with_audio, options=options)
     d = report.to_dict()
     assert d["audio"]["status"] == SCORED and d["audio"]["windows"][0]["start"] == 0.0
-    assert d["overall"]["mode"] == "auto" and d["overall"]["applied"] == "adaptive"   # the gate passes here
+    assert d["overall"]["mode"] == "auto" and d["overall"]["applied"] == "either"   # the gate passes here
     assert d["overall"]["voice_probability"] == d["audio"]["probability"]
 
 
@@ -217,6 +217,11 @@ def test_fusion_rules():
     assert fuse(0.9, 0.1, "equal", True, 0.5, 0.1).probability == pytest.approx(0.5)
     adaptive = fuse(0.9, 0.45, "adaptive", True, 0.5, 0.1)
     assert adaptive.weights["faces"] > 0.8 and adaptive.verdict == "FAKE"   # the sure side counts more
+    # a real voice never vouches for a swapped face, nor real faces for a cloned voice
+    assert fuse(0.9, 0.001, "either", True, 0.5, 0.1).verdict == "FAKE"
+    assert fuse(0.9, 0.001, "auto", True, 0.5, 0.1).probability == 0.9
+    assert fuse(0.1, 0.95, "either", True, 0.5, 0.1).weights == {"voice": 1.0}
+    assert fuse(None, None, "either", True, 0.5, 0.1).probability is None
     off = fuse(0.2, 0.99, "auto", False, 0.5, 0.1)
     assert off.applied == "faces" and off.probability == 0.2 and "quality gate" in off.note
     assert fuse(None, 0.9, "faces", True, 0.5, 0.1).probability is None

@@ -4,7 +4,10 @@
   * `equal`    — the mean of the faces' and the voice's probabilities (whichever exist).
   * `adaptive` — a weighted mean, each side weighted by its confidence |2p - 1| (at least MIN_CONFIDENCE), so a
                  side that is sure counts more than one that hesitates near 0.5.
-  * `auto`     — the default: `adaptive` when the audio detector passes its quality gate (detectors.gate, on
+  * `either`   — the more suspicious side decides (the larger probability): a video is manipulated when its
+                 faces or its voice are, and a real voice never vouches for a swapped face (DFDC swaps keep the
+                 actor's real voice) nor real faces for a cloned voice.
+  * `auto`     — the default: `either` when the audio detector passes its quality gate (detectors.gate, on
                  its manifest's per-source validation AUCs), else `faces`.
 A side that is missing (no face scored; no audio track, no speech, no audio model) leaves the other alone;
 under `faces` a video without a scored face has no overall verdict even when its voice was scored.
@@ -37,13 +40,19 @@ def _adaptive(faces: float | None, voice: float | None) -> dict[str, float]:
     return {k: w / total for k, w in raw.items()}
 
 
+def _either(faces: float | None, voice: float | None) -> dict[str, float]:
+    present = {k: v for k, v in (("faces", faces), ("voice", voice)) if v is not None}
+    return {max(present, key=present.__getitem__): 1.0} if present else {}
+
+
 FUSIONS: dict[str, Callable[[float | None, float | None], dict[str, float]]] = {
-    "faces": _faces, "equal": _equal, "adaptive": _adaptive}
+    "faces": _faces, "either": _either, "equal": _equal, "adaptive": _adaptive}
 assert set(FUSION_NAMES) == {"auto", *FUSIONS}, "analysis.settings.FUSION_NAMES and FUSIONS disagree"
 __all__ = ["DEFAULT_FUSION", "FUSIONS", "FUSION_MEANING", "FUSION_NAMES", "FusionResult", "fuse"]
 FUSION_MEANING = {
-    "auto": "adaptive when the audio detector passes its quality gate, else faces only",
+    "auto": "either when the audio detector passes its quality gate, else faces only",
     "faces": "faces only (the voice is shown, not counted)",
+    "either": "the more suspicious of faces and voice decides",
     "equal": "the mean of faces and voice",
     "adaptive": "faces and voice weighted by how confident each is",
 }
@@ -51,8 +60,8 @@ FUSION_MEANING = {
 
 @dataclass
 class FusionResult:
-    mode: str                              # as asked ("auto", "faces", "equal", "adaptive")
-    applied: str                           # what ran ("auto" resolves to "faces" or "adaptive")
+    mode: str                              # as asked ("auto", "faces", "either", "equal", "adaptive")
+    applied: str                           # what ran ("auto" resolves to "faces" or "either")
     probability: float | None
     verdict: str | None
     faces_probability: float | None
@@ -68,7 +77,7 @@ def fuse(faces: float | None, voice: float | None, mode: str, voice_passes_gate:
          band: float) -> FusionResult:
     if mode not in FUSION_NAMES:
         raise ValueError(f"unknown fusion {mode!r}; choose one of {', '.join(FUSION_NAMES)}")
-    applied = ("adaptive" if voice_passes_gate else "faces") if mode == "auto" else mode
+    applied = ("either" if voice_passes_gate else "faces") if mode == "auto" else mode
     weights = FUSIONS[applied](faces, voice)
     values = {"faces": faces, "voice": voice}
     p = sum(w * float(values[k]) for k, w in weights.items()) if weights else None
