@@ -105,7 +105,8 @@ def browser_page(server):
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})   # reports open in their own tabs
+        page = context.new_page()
         page.set_default_timeout(SLOW)
         try:
             yield page
