@@ -109,9 +109,8 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
             chosen = []
             st.error("No detector weights are loaded: see the Models page.")
         fusion = _kept(st.selectbox, "Faces and voice (videos)", "sb_fusion", DEFAULT_FUSION, options=FUSION_NAMES,
-                       format_func=lambda f: FUSION_MEANING[f],
-                       help="How a video's overall verdict combines its faces and its voice. Both are always "
-                            "shown; 'auto' counts the voice only when the audio detector passes its quality gate.")
+                       help="How a video's overall verdict combines its faces and its voice (both are always "
+                            "shown):\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in FUSION_MEANING.items()))
         with st.expander("Face detection"):
             min_face = _kept(st.slider, "Smallest face to analyse (pixels)", "sb_min_face", DEFAULTS["min_face_size"],
                              min_value=20, max_value=200, step=5)
