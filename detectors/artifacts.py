@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -323,17 +323,21 @@ class LoadedDetector:
         return self.calibrate(self.logits(crops, batch_size=batch_size))
 
 
-def load_artifact(folder: str | Path, expected_name: str | None = None) -> LoadedDetector:
-    """Load and verify the artifact in `folder`; raise ArtifactError (one line) if anything is wrong."""
+def load_verified(folder: str | Path, expected_name: str | None, modality: str, get_spec_fn: Callable[[str], Any],
+                  build_fn: Callable[..., nn.Module]) -> tuple[Manifest, Any, nn.Module]:
+    """The checks every artifact passes, for any modality: manifest, name, modality, registry architecture, dtype,
+    sha256 of the weights, shapes against a rebuild, strict load. Returns (manifest, spec, model in eval mode);
+    raises ArtifactError (one line) if anything is wrong."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if expected_name is not None and manifest.name != expected_name:
         raise ArtifactError(f"{folder} holds detector {manifest.name!r}, expected {expected_name!r}")
-    if manifest.modality != "face":
-        raise ArtifactError(f"{folder} holds an {manifest.modality} detector, not a face detector "
-                            "(load it with detectors.audio_artifacts)")
+    if manifest.modality != modality:
+        def article(word: str) -> str:
+            return ("an " if word[:1] in "aeiou" else "a ") + word
+        raise ArtifactError(f"{folder} holds {article(manifest.modality)} detector, not {article(modality)} detector")
     try:
-        spec = get_spec(manifest.name)
+        spec = get_spec_fn(manifest.name)
     except KeyError as exc:
         raise ArtifactError(f"{folder}: {exc.args[0]}") from None
     if manifest.architecture != spec.architecture:
@@ -344,7 +348,7 @@ def load_artifact(folder: str | Path, expected_name: str | None = None) -> Loade
                             f"(expected {' or '.join(WEIGHTS_DTYPES)})")
     state = _read_weights(folder, manifest)
     try:
-        model = build_model(manifest.name, pretrained=False, **manifest.model_kwargs)
+        model = build_fn(manifest.name, **manifest.model_kwargs)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder}: cannot build {manifest.name} with model_kwargs {manifest.model_kwargs}: "
                             f"{str(exc).splitlines()[0]}") from None
@@ -354,6 +358,14 @@ def load_artifact(folder: str | Path, expected_name: str | None = None) -> Loade
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     model.float().eval()
+    return manifest, spec, model
+
+
+def load_artifact(folder: str | Path, expected_name: str | None = None) -> LoadedDetector:
+    """Load and verify the face detector artifact in `folder`; raise ArtifactError (one line) if anything is wrong."""
+    folder = Path(folder)
+    manifest, spec, model = load_verified(folder, expected_name, "face", get_spec,
+                                          lambda name, **kw: build_model(name, pretrained=False, **kw))
     model.detector_input_size = manifest.input_size   # size-agnostic CNNs record no size in their kwargs
     return LoadedDetector(name=manifest.name, spec=spec, manifest=manifest, model=model, folder=folder)
 

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from detectors.artifacts import (DEFAULT_MODELS_DIR, FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_DTYPE, WEIGHTS_DTYPES,
-                                 WEIGHTS_FILE, ArtifactError, Manifest, _atomic_write, _jsonable, _read_weights,
-                                 _shape_problems, _stored_state_dict, read_manifest)
+from detectors.artifacts import (DEFAULT_MODELS_DIR, FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_DTYPE, WEIGHTS_FILE,
+                                 ArtifactError, Manifest, _atomic_write, _jsonable, _shape_problems, _stored_state_dict,
+                                 load_verified)
 from detectors.audio_registry import AudioDetectorSpec, audio_detector_names, build_audio_model, get_audio_spec
 from detectors.checksums import sha256_bytes
 
@@ -100,31 +100,7 @@ class LoadedAudioDetector:
 
 def load_audio_artifact(folder: str | Path, expected_name: str | None = None) -> LoadedAudioDetector:
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    if manifest.modality != "audio":
-        raise ArtifactError(f"{folder} holds a {manifest.modality} detector, not an audio detector")
-    if expected_name is not None and manifest.name != expected_name:
-        raise ArtifactError(f"{folder} holds detector {manifest.name!r}, expected {expected_name!r}")
-    try:
-        spec = get_audio_spec(manifest.name)
-    except KeyError as exc:
-        raise ArtifactError(f"{folder}: {exc.args[0]}") from None
-    if manifest.architecture != spec.architecture:
-        raise ArtifactError(f"{folder}: architecture {manifest.architecture!r} does not match the registry's "
-                            f"{spec.architecture!r} for {manifest.name}; retrain or re-convert it")
-    if manifest.dtype not in WEIGHTS_DTYPES:
-        raise ArtifactError(f"{folder}: weights dtype {manifest.dtype!r} is not supported")
-    state = _read_weights(folder, manifest)
-    try:
-        model = build_audio_model(manifest.name, **manifest.model_kwargs)
-    except (TypeError, ValueError) as exc:
-        raise ArtifactError(f"{folder}: cannot build {manifest.name} with model_kwargs {manifest.model_kwargs}: "
-                            f"{str(exc).splitlines()[0]}") from None
-    problem = _shape_problems(state, model.state_dict())
-    if problem:
-        raise ArtifactError(f"{folder}: weights do not fit {spec.architecture}: {problem}")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
-    model.float().eval()
+    manifest, spec, model = load_verified(folder, expected_name, "audio", get_audio_spec, build_audio_model)
     return LoadedAudioDetector(name=manifest.name, spec=spec, manifest=manifest, model=model, folder=folder)
 
 
