@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from detectors.artifacts import LoadedDetector, load_detectors
+from detectors.artifacts import LoadedDetector, default_models_dir, load_detectors
 from detectors.gate import GATE_FLOOR, GateDecision, gate_decision
 from detectors.registry import detector_names, get_spec
 
@@ -34,8 +33,6 @@ from .settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODELS_DIR = Path(os.environ.get("DEEPFAKE_MODELS_DIR", REPO_ROOT / "converted_models"))
 
 
 def model_weight(detector: LoadedDetector) -> float:
@@ -97,7 +94,7 @@ class Decision:
 class Analyzer:
     def __init__(self, models_dir: str | Path | None = None, names: list[str] | None = None,
                  device: str = "cpu") -> None:
-        self.models_dir = Path(models_dir) if models_dir is not None else DEFAULT_MODELS_DIR
+        self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
         self.device = device
         self.detectors, self.load_errors = load_detectors(self.models_dir, names)
         self.weights = {n: model_weight(d) for n, d in self.detectors.items()}
@@ -383,7 +380,7 @@ _ANALYZERS_LOCK = threading.Lock()
 
 def get_analyzer(models_dir: str | Path | None = None, names: list[str] | None = None) -> Analyzer:
     """Process-wide analyzer per models folder: models load once and are shared by every caller."""
-    key = (str(Path(models_dir or DEFAULT_MODELS_DIR).resolve()), tuple(names) if names else None)
+    key = (str(Path(models_dir or default_models_dir()).resolve()), tuple(names) if names else None)
     with _ANALYZERS_LOCK:
         if key not in _ANALYZERS:
             _ANALYZERS[key] = Analyzer(key[0], names)

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Mapping
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from detectors.artifacts import default_models_dir
+
 ENV_PREFIX = "DEEPFAKE_API_"
 ALIASES = {"models_dir": "DEEPFAKE_MODELS_DIR", "api_key": "DEEPFAKE_API_KEY"}   # shorter names also read
 
 
-def default_models_dir() -> str:
-    return os.environ.get("DEEPFAKE_MODELS_DIR", str(REPO_ROOT / "converted_models"))
 
 
 @dataclass
@@ -41,7 +39,7 @@ class ApiConfig:
 
     def __post_init__(self) -> None:
         if not self.models_dir:
-            self.models_dir = default_models_dir()
+            self.models_dir = str(default_models_dir())
         for name in ("max_upload_bytes", "max_pixels", "max_video_frames", "max_frames", "max_concurrent",
                      "max_jobs"):
             if int(getattr(self, name)) < 1:

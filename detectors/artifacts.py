@@ -35,7 +35,18 @@ MANIFEST_FILE = "manifest.json"
 WEIGHTS_DTYPE = "float16"
 # float32 is for models whose logits fp16 rounding would move (train/convert.py falls back to it)
 WEIGHTS_DTYPES = {"float16": torch.float16, "float32": torch.float32}
-DEFAULT_MODELS_DIR = "converted_models"
+MODELS_ENV = "DEEPFAKE_MODELS_DIR"
+PROJECT_MODELS_DIR = Path(__file__).resolve().parent.parent / "converted_models"
+
+
+def default_models_dir() -> Path:
+    """The models folder every front-end uses by default: $DEEPFAKE_MODELS_DIR (read on every call; a relative path
+    is taken from the project root), else the project's converted_models/."""
+    value = os.environ.get(MODELS_ENV)
+    if not value:
+        return PROJECT_MODELS_DIR
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_MODELS_DIR.parent / path
 
 
 class ArtifactError(Exception):
@@ -377,14 +388,14 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def load_detectors(models_dir: str | Path = DEFAULT_MODELS_DIR,
+def load_detectors(models_dir: str | Path | None = None,
                    names: Iterable[str] | None = None) -> tuple[dict[str, LoadedDetector], dict[str, str]]:
     """Load every registered detector (or `names`) from `<models_dir>/<name>/`.
 
     Returns (loaded, missing): name -> LoadedDetector, and name -> one-line reason for each one that did not load.
     A failing detector never stops the others.
     """
-    models_dir = Path(models_dir)
+    models_dir = default_models_dir() if models_dir is None else Path(models_dir)
     loaded: dict[str, LoadedDetector] = {}
     missing: dict[str, str] = {}
     for name in (detector_names() if names is None else list(dict.fromkeys(names))):

@@ -15,9 +15,9 @@ import torch
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from detectors.artifacts import (DEFAULT_MODELS_DIR, FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_DTYPE, WEIGHTS_FILE,
+from detectors.artifacts import (FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_DTYPE, WEIGHTS_FILE,
                                  ArtifactError, Manifest, _atomic_write, _jsonable, _shape_problems, _stored_state_dict,
-                                 load_verified)
+                                 default_models_dir, load_verified)
 from detectors.audio_registry import AudioDetectorSpec, audio_detector_names, build_audio_model, get_audio_spec
 from detectors.checksums import sha256_bytes
 
@@ -104,10 +104,10 @@ def load_audio_artifact(folder: str | Path, expected_name: str | None = None) ->
     return LoadedAudioDetector(name=manifest.name, spec=spec, manifest=manifest, model=model, folder=folder)
 
 
-def load_audio_detectors(models_dir: str | Path = DEFAULT_MODELS_DIR, names: Iterable[str] | None = None
+def load_audio_detectors(models_dir: str | Path | None = None, names: Iterable[str] | None = None
                          ) -> tuple[dict[str, LoadedAudioDetector], dict[str, str]]:
     """Every registered audio detector (or `names`) from `<models_dir>/<name>/`: (loaded, name -> why missing)."""
-    models_dir = Path(models_dir)
+    models_dir = default_models_dir() if models_dir is None else Path(models_dir)
     loaded: dict[str, LoadedAudioDetector] = {}
     missing: dict[str, str] = {}
     for name in (audio_detector_names() if names is None else list(dict.fromkeys(names))):

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 from analysis import __version__
 from analysis.report import utc_now
 from cli_common import add_analysis_options, run_subcommand, settings_from_args
+from detectors.artifacts import default_models_dir
 from video.sampling import VideoOptions
 
 from .inputs import ScanItem, list_inputs, pending, read_results, repair_tail
@@ -168,10 +169,7 @@ def options_from_args(args: argparse.Namespace) -> ScanOptions:
     settings = settings_from_args(args)
     video = {"frames": args.frames, "every": args.every, "rate": args.rate, "start": args.start, "end": args.end}
     VideoOptions(**video).validate()
-    models_dir = args.models_dir
-    if models_dir is None:
-        from analysis.analyzer import DEFAULT_MODELS_DIR
-        models_dir = DEFAULT_MODELS_DIR
+    models_dir = default_models_dir() if args.models_dir is None else args.models_dir
     return ScanOptions(models_dir=str(Path(models_dir).resolve()), settings=settings.to_dict(), video=video,
                        torch_threads=args.torch_threads)
 

@@ -1,23 +1,19 @@
 """Process-wide resources of the dashboard: the analyzer (models load once per server, shared by sessions)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
 
 from analysis.analyzer import Analyzer, get_analyzer
+from detectors.artifacts import default_models_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_ENV = "DEEPFAKE_MODELS_DIR"
 
 
 def models_dir() -> Path:
-    """The models folder: env DEEPFAKE_MODELS_DIR, else converted_models/ of the project (read on every call, so
-    tests can point the app at tiny models)."""
-    value = os.environ.get(MODELS_ENV) or "converted_models"
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (REPO_ROOT / path)
+    """The models folder (detectors.artifacts.default_models_dir: read on every call, so tests can point the app at
+    tiny models)."""
+    return default_models_dir()
 
 
 @st.cache_resource(show_spinner="Loading the detectors (once per server)…")

@@ -21,7 +21,7 @@ from analysis.audio.windows import make_windows
 from analysis.ensemble import verdict_for
 from analysis.errors import MediaError
 from analysis.settings import DEFAULT_BAND, AnalysisSettings
-from detectors.artifacts import DEFAULT_MODELS_DIR
+from detectors.artifacts import default_models_dir
 from detectors.audio_artifacts import LoadedAudioDetector, load_audio_detectors
 from detectors.gate import GATE_FLOOR, gate_decision
 
@@ -63,7 +63,7 @@ _CACHE_LOCK = threading.Lock()
 
 def audio_models(models_dir: str | Path | None = None) -> AudioModels:
     """The audio detectors of `models_dir`, loaded once per process and folder (thread-safe)."""
-    key = str(Path(models_dir or DEFAULT_MODELS_DIR).resolve())
+    key = str(Path(models_dir or default_models_dir()).resolve())
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = AudioModels.load(key)
