@@ -274,8 +274,32 @@ def _read_weights(folder: Path, manifest: Manifest) -> dict[str, torch.Tensor]:
             from None
 
 
+class Calibrated:
+    """What every loaded artifact (face or audio) reads from its manifest: temperature, threshold, checksum, and
+    the temperature-scaled probability of "fake"."""
+    manifest: Manifest
+
+    @property
+    def temperature(self) -> float:
+        return self.manifest.temperature
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the weights file (verified at load time)."""
+        return self.manifest.sha256
+
+    def calibrate(self, logits: np.ndarray | Iterable[float]) -> np.ndarray:
+        """Temperature-scaled probabilities of "fake": sigmoid(logit / T)."""
+        z = np.asarray(logits, dtype=np.float64) / self.manifest.temperature
+        return 0.5 * (1.0 + np.tanh(0.5 * z))   # sigmoid without overflow
+
+
 @dataclass
-class LoadedDetector:
+class LoadedDetector(Calibrated):
     """A detector ready for inference: the model is in eval mode, float32, on the CPU. Inference is read-only, so
     one instance can serve several threads."""
 
@@ -297,19 +321,6 @@ class LoadedDetector:
     def std(self) -> tuple[float, ...]:
         return tuple(self.manifest.std)
 
-    @property
-    def temperature(self) -> float:
-        return self.manifest.temperature
-
-    @property
-    def threshold(self) -> float:
-        return self.manifest.threshold
-
-    @property
-    def checksum(self) -> str:
-        """sha256 of the weights file (verified at load time)."""
-        return self.manifest.sha256
-
     def preprocess(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
         """HxWx3 uint8 RGB crops -> (N, 3, S, S) normalised float32 tensor at the artifact's input size."""
         return to_tensor_batch(crops, self.input_size, self.manifest.mean, self.manifest.std)
@@ -324,11 +335,6 @@ class LoadedDetector:
                 batch = self.preprocess(crops[start:start + batch_size])
                 out[start:start + len(batch)] = self.model(batch).reshape(-1).float().numpy()
         return out
-
-    def calibrate(self, logits: np.ndarray | Iterable[float]) -> np.ndarray:
-        """Temperature-scaled probabilities of "fake": sigmoid(logit / T)."""
-        z = np.asarray(logits, dtype=np.float64) / self.manifest.temperature
-        return 0.5 * (1.0 + np.tanh(0.5 * z))   # sigmoid without overflow
 
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         return self.calibrate(self.logits(crops, batch_size=batch_size))

@@ -16,7 +16,7 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from detectors.artifacts import (FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_DTYPE, WEIGHTS_FILE,
-                                 ArtifactError, Manifest, _atomic_write, _jsonable, _shape_problems, _stored_state_dict,
+                                 ArtifactError, Calibrated, Manifest, _atomic_write, _jsonable, _shape_problems, _stored_state_dict,
                                  default_models_dir, load_verified)
 from detectors.audio_registry import AudioDetectorSpec, audio_detector_names, build_audio_model, get_audio_spec
 from detectors.checksums import sha256_bytes
@@ -55,7 +55,7 @@ def save_audio_artifact(model: nn.Module, name: str, out_dir: str | Path, *, tem
 
 
 @dataclass
-class LoadedAudioDetector:
+class LoadedAudioDetector(Calibrated):
     """An audio detector ready for inference (eval, float32, CPU; read-only, so threads may share it)."""
 
     name: str
@@ -72,14 +72,6 @@ class LoadedAudioDetector:
     def window_seconds(self) -> float:
         return float(self.manifest.audio.get("window_seconds", self.spec.window_seconds))
 
-    @property
-    def temperature(self) -> float:
-        return self.manifest.temperature
-
-    @property
-    def threshold(self) -> float:
-        return self.manifest.threshold
-
     def logits(self, windows: np.ndarray | list[np.ndarray], batch_size: int = 32) -> np.ndarray:
         """(N, samples) float32 windows -> raw "fake" logits (N,)."""
         x = np.asarray(windows, dtype=np.float32).reshape(len(windows), -1)
@@ -89,10 +81,6 @@ class LoadedAudioDetector:
                 batch = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size]))
                 out[start:start + len(batch)] = self.model(batch).reshape(-1).float().numpy()
         return out
-
-    def calibrate(self, logits: np.ndarray | Iterable[float]) -> np.ndarray:
-        z = np.asarray(logits, dtype=np.float64) / self.manifest.temperature
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
 
     def predict(self, windows: np.ndarray | list[np.ndarray], batch_size: int = 32) -> np.ndarray:
         return self.calibrate(self.logits(windows, batch_size))
