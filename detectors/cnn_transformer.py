@@ -1,4 +1,4 @@
-"""Hybrid CNN + Transformer: efficientnet_lite0 features (stride 16) as tokens for a small Transformer encoder.
+"""Hybrid CNN + Transformer: efficientnet_lite{0,1,2} features (stride 16) as tokens for a small Transformer encoder.
 
 Like ViT-hybrid: the CNN sees local texture, self-attention relates the regions of the face to one another (blending
 boundaries, mismatched halves); the class token carries the decision.
@@ -9,7 +9,7 @@ import torch
 from timm.layers import resample_abs_pos_embed, trunc_normal_
 from torch import nn
 
-from detectors.lite0 import Lite0Trunk
+from detectors.lite0 import LiteTrunk
 
 ARCH = "cnn_transformer_v1"
 
@@ -35,11 +35,11 @@ def drop_class_token(x: torch.Tensor) -> torch.Tensor:
 class CnnTransformerDetector(nn.Module):
     def __init__(self, img_size: int = 224, embed_dim: int = 256, depth: int = 4, num_heads: int = 8,
                  mlp_ratio: float = 4.0, drop_rate: float = 0.1, backbone_stride: int = 16,
-                 pretrained: bool = False) -> None:
+                 trunk_variant: int = 0, pretrained: bool = False) -> None:
         super().__init__()
         self.img_size = img_size
         self.grid = -(-img_size // backbone_stride)  # TF-"SAME" padding: ceil(S / stride) tokens per side
-        self.backbone = Lite0Trunk(stride=backbone_stride, pretrained=pretrained)
+        self.backbone = LiteTrunk(stride=backbone_stride, pretrained=pretrained, variant=trunk_variant)
         self.proj = nn.Sequential(nn.Conv2d(self.backbone.out_channels, embed_dim, 1, bias=False),
                                   nn.BatchNorm2d(embed_dim))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -82,5 +82,5 @@ class CnnTransformerDetector(nn.Module):
 
 
 def build_cnn_transformer(pretrained: bool = False, **kwargs) -> CnnTransformerDetector:
-    """With `pretrained`, the CNN starts from the offline ImageNet efficientnet_lite0 weights."""
+    """With `pretrained`, the CNN starts from the offline ImageNet efficientnet_lite{trunk_variant} weights."""
     return CnnTransformerDetector(pretrained=pretrained, **kwargs)

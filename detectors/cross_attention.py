@@ -1,6 +1,6 @@
 """Cross-attention between two views of one face: RGB content queries a frequency / noise-residual view.
 
-Queries: tokens of the RGB image from an efficientnet_lite0 trunk (stride 16).
+Queries: tokens of the RGB image from an efficientnet_lite{0,1,2} trunk (stride 16).
 Keys / values: two token sets of the *same* face computed by fixed, unlearned transforms and small conv stems:
   * noise residuals - three SRM high-pass filters (steganalysis rich models) on each colour channel, truncated, so
     the tokens see the camera / generator noise instead of the content;
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed, trunc_normal_
 from torch import nn
 
-from detectors.lite0 import LITE0_STD, Lite0Trunk
+from detectors.lite0 import LITE0_STD, LiteTrunk
 
 ARCH = "cross_attention_v1"
 
@@ -127,11 +127,12 @@ class CrossAttentionBlock(nn.Module):
 
 class CrossAttentionDetector(nn.Module):
     def __init__(self, img_size: int = 224, embed_dim: int = 256, depth: int = 2, num_heads: int = 8,
-                 mlp_ratio: float = 4.0, drop_rate: float = 0.1, pretrained: bool = False) -> None:
+                 mlp_ratio: float = 4.0, drop_rate: float = 0.1, trunk_variant: int = 0,
+                 pretrained: bool = False) -> None:
         super().__init__()
         self.img_size = img_size
         self.grid = math.ceil(img_size / 16)
-        self.rgb = Lite0Trunk(stride=16, pretrained=pretrained)
+        self.rgb = LiteTrunk(stride=16, pretrained=pretrained, variant=trunk_variant)
         self.rgb_proj = nn.Sequential(nn.Conv2d(self.rgb.out_channels, embed_dim, 1, bias=False),
                                       nn.BatchNorm2d(embed_dim))
         self.rgb_pos = nn.Parameter(torch.zeros(1, self.grid * self.grid, embed_dim))
@@ -173,5 +174,5 @@ class CrossAttentionDetector(nn.Module):
 
 
 def build_cross_attention(pretrained: bool = False, **kwargs) -> CrossAttentionDetector:
-    """With `pretrained`, the RGB trunk starts from the offline ImageNet efficientnet_lite0 weights."""
+    """With `pretrained`, the RGB trunk starts from the offline ImageNet efficientnet_lite{trunk_variant} weights."""
     return CrossAttentionDetector(pretrained=pretrained, **kwargs)

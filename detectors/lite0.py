@@ -133,23 +133,23 @@ def create_lite0(pretrained: bool = False, variant: int = 0, **kwargs) -> nn.Mod
     return model
 
 
-class Lite0Trunk(nn.Module):
-    """The stem and the first stages of efficientnet_lite0: a feature extractor of stride 16 (112 channels) or
-    32 (320 channels)."""
+class LiteTrunk(nn.Module):
+    """The stem and the first stages of efficientnet_lite{variant}: a feature extractor of stride 16 (stages 0-4)
+    or 32 (stages 0-6). Lite1 keeps Lite0's widths (112 / 320 channels); Lite2 is wider (120 / 352)."""
 
     STAGES = {16: 5, 32: 7}
-    CHANNELS = {16: 112, 32: 320}
 
-    def __init__(self, stride: int = 16, pretrained: bool = False) -> None:
+    def __init__(self, stride: int = 16, pretrained: bool = False, variant: int = 0) -> None:
         super().__init__()
         if stride not in self.STAGES:
-            raise ValueError(f"Lite0Trunk stride must be one of {sorted(self.STAGES)}, not {stride}")
-        full = create_lite0(pretrained=pretrained)
+            raise ValueError(f"LiteTrunk stride must be one of {sorted(self.STAGES)}, not {stride}")
+        full = create_lite0(pretrained=pretrained, variant=variant)
         self.stride = stride
-        self.out_channels = self.CHANNELS[stride]
+        self.variant = variant
         self.conv_stem = full.conv_stem
         self.bn1 = full.bn1
         self.blocks = nn.Sequential(*list(full.blocks.children())[: self.STAGES[stride]])
+        self.out_channels = [m for m in self.blocks.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.bn1(self.conv_stem(x)))

@@ -129,3 +129,30 @@ def test_a_detector_without_an_offline_start_is_refused(tmp_path):
     argv = ["--name", "swin", "--data", str(tmp_path), "--cut", "layers", "--out", str(tmp_path / "run")]
     with pytest.raises(SystemExit, match="no offline ImageNet start"):
         fp.run(fp.build_parser().parse_args(argv))
+
+
+def test_a_hybrid_on_a_lite2_trunk_records_the_variant_and_converts(tmp_path):
+    from detectors.artifacts import load_artifact
+    from train.convert import convert
+
+    data = write_dataset(tmp_path / "tex", "splits", n=16, size=64)
+    argv = ["--name", "cnn_transformer", "--data", str(data), "--size", "64", "--cut", "backbone.blocks.3",
+            "--model-kwarg", "trunk_variant=2", "--sbi", "2", "--epochs", "1", "--samples-per-epoch", "16",
+            "--batch-size", "8", "--no-mlflow", "--threads", "1", "--cache", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "run")]
+    best = fp.run(fp.build_parser().parse_args(argv))
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    assert ckpt["model_kwargs"]["trunk_variant"] == 2
+    # Lite2's stride-16 stage is 120 channels wide (Lite0's is 112): the ImageNet Lite2 start was used
+    start = build_model("cnn_transformer", pretrained=True, input_size=64, trunk_variant=2).state_dict()
+    assert torch.equal(ckpt["model"]["backbone.blocks.2.0.conv_pw.weight"], start["backbone.blocks.2.0.conv_pw.weight"])
+    assert ckpt["model"]["proj.0.weight"].shape[1] == 120
+    assert any("model_kwargs" in json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*/key.json"))
+    detector = load_artifact(convert(best, tmp_path / "models", log_to_mlflow=False))
+    assert detector.model.backbone.variant == 2
+
+
+@pytest.mark.parametrize("bad", ["trunk_variant", "2=trunk_variant", "trunk_variant=two"])
+def test_a_bad_model_kwarg_is_one_line(bad):
+    with pytest.raises(SystemExit, match="KEY=JSON"):
+        fp.parse_model_kwargs([bad])

@@ -401,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="registered detector name (its builder must take pretrained=True)")
     p.add_argument("--data", action="append", required=True, help="crop index from train/prepare.py (with splits)")
     p.add_argument("--size", type=int, default=192, help="input side")
+    p.add_argument("--model-kwarg", action="append", default=[], metavar="KEY=JSON",
+                   help="builder keyword recorded in the artifact, e.g. trunk_variant=2 (a hybrid on Lite2)")
     p.add_argument("--cut", required=True, help="last frozen top-level layer, e.g. block11 for xception")
     p.add_argument("--pair-reals", action="append", default=[], help="FAKE_SOURCE=REAL_SOURCE for fake-only sources")
     p.add_argument("--exclude-source", action="append", default=[], help="sources left out of training")
@@ -433,6 +435,20 @@ def _feature_set(split: PrefixSplit, samples: list[Sample], rows, key_dir: Path,
                       sources=[samples[r[0]].source for r in rows], clean=np.array([r[1] == "clean" for r in rows]))
 
 
+def parse_model_kwargs(items: Sequence[str]) -> dict:
+    """KEY=JSON pairs (`trunk_variant=2`) -> builder kwargs; a bad pair ends the run with one line."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            if not sep or not key.isidentifier():
+                raise ValueError
+            out[key] = json.loads(value)
+        except ValueError:
+            raise SystemExit(f"--model-kwarg wants KEY=JSON (e.g. trunk_variant=2), not {item!r}") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> Path:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -450,12 +466,16 @@ def run(args: argparse.Namespace) -> Path:
     if not all(s.split for s in samples):
         raise SystemExit("the crop index has no splits: make it with train/prepare.py")
     parts = by_split(samples)
-    model = build_model(args.name, pretrained=True, input_size=args.size).to(memory_format=torch.channels_last)
+    model_kwargs = parse_model_kwargs(args.model_kwarg)
+    model = build_model(args.name, pretrained=True, input_size=args.size, **model_kwargs
+                        ).to(memory_format=torch.channels_last)
     model.eval()
     split = split_model(model, args.cut)
-    ident = json.dumps({"name": args.name, "size": args.size, "cut": args.cut, "data": sorted(map(str, args.data)),
-                        "augment": args.augment_fraction, "sbi": args.sbi, "seed": args.seed,
-                        "exclude": sorted(args.exclude_source)}, sort_keys=True)
+    key = {"name": args.name, "size": args.size, "cut": args.cut, "data": sorted(map(str, args.data)),
+           "augment": args.augment_fraction, "sbi": args.sbi, "seed": args.seed, "exclude": sorted(args.exclude_source)}
+    if model_kwargs:   # only when given, so caches made before the option keep their keys
+        key["model_kwargs"] = model_kwargs
+    ident = json.dumps(key, sort_keys=True)
     key_dir = Path(args.cache) / f"{args.name}_{args.size}_{args.cut}_{hashlib.sha1(ident.encode()).hexdigest()[:10]}"
     key_dir.mkdir(parents=True, exist_ok=True)
     (key_dir / "key.json").write_text(ident)
