@@ -9,6 +9,19 @@ def _f(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _experiment_rows(report: dict[str, Any]) -> str:
+    """One row per held-out cloning experiment, beside the main model's test AUC on the same fakes (seen)."""
+    seen = report["cnn"].get("test_auc_by_source", {})
+    rows = []
+    for name, r in (report.get("heldout_experiments") or {}).items():
+        if r.get("skipped"):
+            rows.append(f"| {name} | – | {_f(seen.get(name))} | not run: {r['skipped']} | | |")
+            continue
+        rows.append(f"| {name} | {r['test_fakes']} / {r['test_reals']} | {_f(seen.get(name))} | {_f(r['cnn_auc'])} | "
+                    f"{_f(r['cnn_auc_codec'])} | {_f(r['baseline_auc'])} |")
+    return "\n".join(rows) or "| (not run) | | | | | |"
+
+
 def render_audio_card(report: dict[str, Any]) -> str:
     cnn, base, cross = report["cnn"], report["baseline"], report.get("cross_source") or {}
     cfg, timing = report["config"], report["timing"]
@@ -63,6 +76,16 @@ Test AUC per fake source:
 | model | AUC on the held-out part | after MP3 32 kbps |
 |---|---|---|
 {cross_rows}
+
+### Held-out cloning experiments (each trained without one experiment's fakes)
+Each experiment in turn is left out of training and validation; the model is tested on the test speakers' reals
+against their fakes from that experiment, so both the cloning set-up and the voices are unseen. "Seen" is the main
+model (every experiment in training) on the same test clips. {report['config'].get('cross_epochs', '?')} epochs
+per fold; clip AUC.
+
+| held-out experiment | test fakes / reals | CNN, seen | CNN, held out | held out, after MP3 32 kbps | baseline, held out |
+|---|---|---|---|---|---|
+{_experiment_rows(report)}
 
 ## Limits — read before use
 * One generator family (YourTTS / SC-GlowTTS). Other TTS or voice-conversion systems were never seen; a plain

@@ -10,6 +10,9 @@
     logistic regression, on the same split;
   * a cross-source check: the CNN and the baseline trained again without a whole language (`--holdout-language`)
     and tested on it;
+  * a held-out-experiment check: for each cloning experiment of `--holdout-experiments`, the CNN and the baseline
+    trained again without that experiment's fakes and tested on the test speakers' reals against their fakes from
+    that experiment (an unseen cloning set-up, unseen speakers);
   * output: the artifact `<models>/<name>/` (safetensors, manifest with temperature and per-source validation
     AUCs for the gate, model card MODEL_CARD.md) and `<out>/audio_report.json`.
 Run on the CPU with `--threads 1` when the machine is shared.
@@ -62,6 +65,7 @@ class AudioTrainConfig:
     threads: int = 1
     holdout_language: str = "pt"      # "" skips the cross-source check
     cross_epochs: int = 8
+    holdout_experiments: str = "Exp.1,Exp.2,Exp.3,Exp.4,Exp.5,Exp.6"   # one fold each, comma-separated; "" skips
     max_clips: int = 0                # 0 = all (tests use a few)
     mlflow: bool = True
     save: bool = True
@@ -243,6 +247,46 @@ def per_source_auc(clips: list[Clip], idx: list[int], scores: np.ndarray) -> dic
     return out
 
 
+# ------------------------------------------------------------------------------- held-out cloning experiments
+def experiment_fold(clips: list[Clip], split: Split, experiment: str) -> Split | None:
+    """The speaker-grouped split without `experiment`'s fakes in train and validation, tested on the test
+    speakers' reals and their fakes from `experiment`. None when a part then lacks a class."""
+    def without(idx: list[int]) -> list[int]:
+        return [i for i in idx if not (clips[i].label == 1 and clips[i].source == experiment)]
+
+    fold = Split(train=without(split.train), val=without(split.val),
+                 test=[i for i in split.test if clips[i].label == 0 or clips[i].source == experiment])
+    if any({clips[i].label for i in idx} != {0, 1} for idx in (fold.train, fold.val, fold.test)):
+        return None
+    return fold
+
+
+def heldout_experiments(clips: list[Clip], waves: list[np.ndarray], variants: dict[int, list[np.ndarray]],
+                        feats: np.ndarray, split: Split, cfg: AudioTrainConfig, limits: AudioLimits,
+                        tracker: Tracker | None = None) -> dict[str, dict[str, Any]]:
+    """One fold per experiment of cfg.holdout_experiments: the CNN (cfg.cross_epochs) and the baseline trained
+    without its fakes, their AUC on its fakes against the test speakers' reals (clean, and the CNN after MP3)."""
+    y = np.array([c.label for c in clips])
+    out: dict[str, dict[str, Any]] = {}
+    for k, experiment in enumerate(e.strip() for e in cfg.holdout_experiments.split(",") if e.strip()):
+        fold = experiment_fold(clips, split, experiment)
+        if fold is None:
+            out[experiment] = {"skipped": "train, validation or test would lack reals or fakes without it"}
+            continue
+        model, _ = train_cnn([variants[i] for i in fold.train], y[fold.train], [waves[i] for i in fold.val],
+                             y[fold.val], replace(cfg, seed=cfg.seed + 20 + k), cfg.cross_epochs, limits, tracker,
+                             prefix=f"{experiment}_out_")
+        test_w, test_y = [waves[i] for i in fold.test], y[fold.test]
+        (b_test,) = baseline_scores(feats[fold.train], y[fold.train], [feats[fold.test]])
+        out[experiment] = {"trained_on": len(fold.train), "test_reals": int((test_y == 0).sum()),
+                           "test_fakes": int((test_y == 1).sum()),
+                           "cnn_auc": _auc(test_y, clip_logits(model, test_w, limits)),
+                           "cnn_auc_codec": _auc(test_y, clip_logits(model, [mp3_32k(x) for x in test_w], limits)),
+                           "baseline_auc": _auc(test_y, b_test)}
+        print(f"held out {experiment}: {json.dumps(out[experiment])}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for f in AudioTrainConfig.__dataclass_fields__.values():
@@ -318,18 +362,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                      "cnn_auc_codec": _auc(held_y, clip_logits(cross_model, mp3(held_w), limits)),
                      "baseline_auc": _auc(held_y, b_held)}
 
+    by_experiment = heldout_experiments(clips, waves, variants, feats, split, cfg, limits, tracker)
+
     timing = time_track(model, limits)
     report = {"detector": cfg.name, "architecture": spec.architecture, "config": asdict(cfg), "run_id": run_id,
               "split": {k: len(v) for k, v in asdict(split).items()},
               "speakers": {k: sorted({clips[i].group for i in v}) for k, v in asdict(split).items()},
               "temperature": temperature, "cnn": cnn, "baseline": baseline, "cross_source": cross,
-              "val_auc_by_source": val_by_source, "history": history, "timing": timing,
+              "heldout_experiments": by_experiment, "val_auc_by_source": val_by_source, "history": history, "timing": timing,
               "parameters": sum(p.numel() for p in model.parameters()),
               "train_minutes": round((time.time() - started) / 60, 1)}
     tracker.log_metrics({"val_auc": cnn["val_auc"], "test_auc": cnn["test_auc"],
                          "test_auc_codec": cnn["test_auc_codec"], "baseline_test_auc": baseline["test_auc"],
                          "cross_cnn_auc": cross.get("cnn_auc"), "cross_baseline_auc": cross.get("baseline_auc"),
-                         "temperature": temperature})
+                         "temperature": temperature,
+                         **{f"{e}_out_cnn_auc": r.get("cnn_auc") for e, r in by_experiment.items()}})
     (out / "audio_report.json").write_text(json.dumps(report, indent=2) + "\n")
     tracker.log_artifact(out / "audio_report.json")
     if cfg.save:
@@ -340,12 +387,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       "noise, gain, band limits, reverberation, SpecAugment", "split": report["split"],
                       "speakers": report["speakers"]},
             metrics={"val_auc": cnn["val_auc"], "test_auc": cnn["test_auc"], "test_auc_codec": cnn["test_auc_codec"],
-                     "val_auc_by_source": val_by_source, "baseline": baseline, "cross_source": cross})
+                     "val_auc_by_source": val_by_source, "baseline": baseline, "cross_source": cross,
+                     "heldout_experiments": by_experiment})
         write_audio_card(folder, report)
         tracker.log_artifact(folder, "artifact")
         print(f"saved {folder}", flush=True)
     tracker.end()
-    print(json.dumps({k: report[k] for k in ("cnn", "baseline", "cross_source", "timing", "train_minutes")},
+    print(json.dumps({k: report[k] for k in ("cnn", "baseline", "cross_source", "heldout_experiments",
+                                                       "timing", "train_minutes")},
                      indent=1), flush=True)
     return report
 

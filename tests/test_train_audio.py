@@ -1,0 +1,89 @@
+"""train/train_audio.py's held-out-experiment check (leave one cloning experiment out, speaker-grouped) and its
+rows in the audio model card, on tiny synthetic speech."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.audio.decode import AudioLimits
+from audio_fixtures import speech_like
+from detectors.audio_registry import get_audio_spec
+from train.audio_card import render_audio_card
+from train.train_audio import (AudioTrainConfig, Clip, experiment_fold, heldout_experiments, logmel_stats,
+                               split_by_group)
+
+SPEAKERS = 10
+EXPERIMENTS = ("Exp.1", "Exp.2")
+
+
+def synthetic_clips() -> list[Clip]:
+    """Per speaker two reals and one fake from each experiment."""
+    clips = []
+    for s in range(SPEAKERS):
+        clips += [Clip(f"s{s}_real{k}", 0, f"g{s}", "en", "ground truth") for k in range(2)]
+        clips += [Clip(f"s{s}_{e}", 1, f"g{s}", "en", e) for e in EXPERIMENTS]
+    return clips
+
+
+def synthetic_waves(clips: list[Clip], seconds: float = 4.0) -> list[np.ndarray]:
+    """Speech-like clips; fakes carry a faint high hiss, a cue a detector can learn."""
+    rng = np.random.default_rng(1)
+    waves = []
+    for i, c in enumerate(clips):
+        x = speech_like(seconds, seed=i)
+        if c.label:
+            x = x + 0.02 * np.diff(rng.standard_normal(len(x) + 1)).astype(np.float32)
+        waves.append(x.astype(np.float32))
+    return waves
+
+
+def test_experiment_fold_leaves_its_fakes_out_of_training_and_tests_only_on_them():
+    clips = synthetic_clips()
+    split = split_by_group(clips, 0.2, 0.2, seed=0)
+    fold = experiment_fold(clips, split, "Exp.1")
+    assert fold is not None
+    held = lambda idx: [i for i in idx if clips[i].source == "Exp.1"]   # noqa: E731
+    assert held(fold.train) == [] and held(fold.val) == []
+    assert any(clips[i].source == "Exp.2" for i in fold.train)               # the other experiment still trains
+    assert {clips[i].source for i in fold.test} == {"ground truth", "Exp.1"}
+    assert set(fold.test) == {i for i in split.test if clips[i].source in ("ground truth", "Exp.1")}
+    groups = lambda idx: {clips[i].group for i in idx}   # noqa: E731
+    assert not groups(fold.test) & (groups(fold.train) | groups(fold.val))   # unseen speakers
+    assert experiment_fold(clips, split, "Exp.9") is None                  # no such fakes: nothing to test
+
+
+@pytest.mark.timeout(600)
+def test_heldout_experiments_and_their_card_rows():
+    clips = synthetic_clips()
+    waves = synthetic_waves(clips)
+    split = split_by_group(clips, 0.2, 0.2, seed=0)
+    spec = get_audio_spec("audio_cnn")
+    limits = AudioLimits(window_seconds=spec.window_seconds, hop_seconds=spec.window_seconds / 2)
+    cfg = AudioTrainConfig(cross_epochs=1, batch_size=8, holdout_experiments="Exp.1, Exp.9", mlflow=False)
+    result = heldout_experiments(clips, waves, {i: [waves[i]] for i in split.train}, logmel_stats(waves), split,
+                                 cfg, limits)
+    assert list(result) == ["Exp.1", "Exp.9"]
+    exp1 = result["Exp.1"]
+    test_speakers = {clips[i].group for i in split.test}
+    assert exp1["test_fakes"] == len(test_speakers) and exp1["test_reals"] == 2 * len(test_speakers)
+    assert exp1["trained_on"] == sum(1 for i in split.train if clips[i].source != "Exp.1")
+    for key in ("cnn_auc", "cnn_auc_codec", "baseline_auc"):
+        assert 0.0 <= exp1[key] <= 1.0, key
+    assert exp1["baseline_auc"] > 0.9   # the hiss is plain in log-mel statistics: the fold really tests fakes
+    assert "skipped" in result["Exp.9"]
+
+    card = render_audio_card(card_report(result))
+    row = next(line for line in card.splitlines() if line.startswith("| Exp.1 |") and " / " in line)
+    assert row.split(" | ")[1:4] == [f"{exp1['test_fakes']} / {exp1['test_reals']}", "0.990", f"{exp1['cnn_auc']:.3f}"]
+    assert "| Exp.9 | – | n/a | not run:" in card
+
+
+def card_report(heldout: dict) -> dict:
+    """The smallest report render_audio_card takes, around `heldout`."""
+    cnn = {"val_auc": 0.9, "test_auc": 0.9, "test_auc_codec": 0.8, "test_auc_by_source": {"Exp.1": 0.99}}
+    return {"detector": "audio_cnn", "architecture": "cnn", "parameters": 1000, "temperature": 1.0,
+            "config": {"epochs": 1, "lr": 0.001, "variants": 0, "threads": 1, "cross_epochs": 1},
+            "split": {"train": 1, "val": 1, "test": 1}, "train_minutes": 0.1, "cnn": cnn,
+            "baseline": {"val_auc": 0.7, "test_auc": 0.7, "test_auc_codec": 0.6}, "cross_source": {},
+            "heldout_experiments": heldout, "val_auc_by_source": {"Exp.1": 0.9},
+            "timing": {"track_seconds": 60, "windows": 29, "score_seconds": 0.1, "threads": 1}}
