@@ -306,6 +306,48 @@ def test_scan_walks_audio(audio_models_dir, speech_wav, tmp_path):
     assert summary.analysed == 1 and record["kind"] == "audio" and record["verdict"] in ("FAKE", "REAL", "UNCERTAIN")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_scan_with_ray_writes_audio_results(audio_models_dir, tmp_path, capsys):
+    """`scan --engine ray` on a small local Ray (1 CPU): a recording and a clip's sound track get the same audio
+    results as the local engine gives."""
+    pytest.importorskip("ray", reason="ray is not installed")
+    import ray
+
+    from scan.cli import main as scan_main
+    from test_scan import assert_same, load
+    if ray.is_initialized():
+        pytest.skip("another test's Ray is running: --ray-cpus would not apply")
+    folder = tmp_path / "media"
+    folder.mkdir()
+    write(folder / "voice.mp3", speech_like(5.0), codec="libmp3lame")
+    video_with_sound(folder / "talk.mp4", numbered_frames(25), sound=speech_like(6.0, seed=3))
+    args = ["--models-dir", str(audio_models_dir), "--frames", "4", "--no-progress", "--torch-threads", "1"]
+    ray_out, local_out = tmp_path / "ray.jsonl", tmp_path / "local.jsonl"
+    rc = scan_main([str(folder), "--out", str(ray_out), "--engine", "ray", "--ray-cpus", "1", "--actors", "1",
+                    "--ray-object-store-mb", "128", *args])
+    if rc == 1 and "ray could not start" in capsys.readouterr().err:
+        pytest.skip("a local Ray cannot start on this machine")
+    assert rc == 0 and not ray.is_initialized()   # the scan started its own Ray and shut it down
+    by_ray = {Path(r["path"]).name: r for r in load(ray_out)}
+    assert set(by_ray) == {"voice.mp3", "talk.mp4"}
+    voice, talk = by_ray["voice.mp3"], by_ray["talk.mp4"]
+    assert voice["kind"] == "audio" and voice["status"] == SCORED and voice["error"] is None
+    assert voice["verdict"] in ("FAKE", "REAL", "UNCERTAIN") and len(voice["windows"]) >= 2
+    assert voice["models_used"] == ["audio_cnn"]
+    assert talk["kind"] == "video" and talk["audio"]["status"] == SCORED and talk["audio"]["windows"]
+    assert talk["overall"] is not None
+
+    assert scan_main([str(folder), "--out", str(local_out), "--workers", "1", *args]) == 0
+    for record in load(local_out):
+        assert_same(untimed(record), untimed(by_ray[Path(record["path"]).name]), record["path"])
+
+
+def untimed(record: dict) -> dict:
+    """A scan record without what differs between any two runs: timings (the audio section has its own) and stamps."""
+    return {k: untimed(v) if isinstance(v, dict) else v for k, v in record.items() if k not in ("timings", "created")}
+
+
 def test_html_reports_show_the_voice(audio_models_dir, speech_wav, tmp_path):
     from analysis.analyzer import Analyzer
     from analysis.html_report import ReportPictures, render_html_report
