@@ -6,41 +6,44 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from analysis.ensemble import STRATEGIES
-from analysis.settings import DEFAULT_FUSION, FUSION_NAMES, AnalysisSettings
+from analysis.options import OPTIONS, SETTINGS, VIDEO, Option
+from analysis.settings import AnalysisSettings
 from video.sampling import VideoOptions
 
-OPERATING_POINT_HELP = ("default: the models' validated operating point, see converted_models/ENSEMBLE.md; "
-                        "without one 0.5 and 0.1")
+_TYPES = {"integer": int, "number": float}
+_GROUPS = {SETTINGS: "analysis", VIDEO: "video"}
+
+
+def _help(option: Option, default: Any) -> str:
+    """The table's help, then the accepted values and the default in words (argparse shows choices itself)."""
+    notes = [option.range.describe()] if option.range is not None else []
+    if option.default_help:
+        notes.append(f"default: {option.default_help}")
+    elif default is not None and option.kind != "boolean":
+        notes.append("default: %(default)s")
+    text = option.usage.replace("%", "%%")
+    return f"{text} ({'; '.join(notes)})" if notes else text
+
+
+def _add_option(group: argparse._ArgumentGroup, option: Option) -> None:
+    default = option.default(VideoOptions)
+    kwargs = {"dest": option.name, "default": default, "help": _help(option, default)}
+    if option.kind == "boolean":
+        group.add_argument(option.flag, action=argparse.BooleanOptionalAction if default else "store_true", **kwargs)
+    else:
+        group.add_argument(option.flag, type=_TYPES.get(option.kind, str), choices=option.choices, **kwargs)
 
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that analyses media (analyze, scan)."""
-    g = p.add_argument_group("analysis")
-    g.add_argument("--models-dir", default=None, help="folder of converted models (default: converted_models/)")
-    g.add_argument("--strategy", default="weighted", choices=sorted(STRATEGIES))
-    g.add_argument("--threshold", type=float, default=None,
-                   help=f"probability at or above which a face is FAKE, 0..1 ({OPERATING_POINT_HELP})")
-    g.add_argument("--band", type=float, default=None,
-                   help=f"|p - threshold| below this is UNCERTAIN, 0..0.5 ({OPERATING_POINT_HELP})")
-    g.add_argument("--detectors", default=None,
-                   help="comma-separated detector names (default: the loaded ones that pass the quality gate; "
-                        "naming a detector here includes it even if it does not pass)")
-    g.add_argument("--margin", type=float, default=0.3, help="face crop margin, fraction of the face box")
-    g.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
-    g.add_argument("--whole-image", action="store_true", help="with no face found, score the whole image")
-    g.add_argument("--max-pixels", type=int, default=100_000_000, help="refuse images with more pixels")
-    g.add_argument("--fusion", default=DEFAULT_FUSION, choices=FUSION_NAMES,
-                   help="videos: how faces and voice make the overall verdict (auto: either, the more suspicious side, "
-                        "when the audio detector passes its quality gate, else faces only; see analysis/audio/fusion.py)")
-    v = p.add_argument_group("video")
-    v.add_argument("--frames", type=int, default=32, help="frames to analyse, evenly spaced")
-    v.add_argument("--every", type=int, default=None, help="analyse every k-th frame instead")
-    v.add_argument("--rate", type=float, default=None, help="analyse this many frames per second instead")
-    v.add_argument("--start", type=float, default=None, help="start time in seconds")
-    v.add_argument("--end", type=float, default=None, help="end time in seconds")
+    """Options shared by every command that analyses media (analyze, scan): --models-dir, then one flag per
+    analysis.options.OPTIONS entry (its name with "-" for "_"), in an "analysis" and a "video" group."""
+    groups = {target: p.add_argument_group(title) for target, title in _GROUPS.items()}
+    groups[SETTINGS].add_argument("--models-dir", default=None,
+                                  help="folder of converted models (default: converted_models/)")
+    for option in OPTIONS:
+        _add_option(groups[option.target], option)
 
 
 def detector_list(text: str | None) -> list[str] | None:
@@ -48,16 +51,23 @@ def detector_list(text: str | None) -> list[str] | None:
     return [d.strip() for d in text.split(",") if d.strip()] if text else None
 
 
+def _fields(args: argparse.Namespace, target: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.target == target:
+            raw = getattr(args, option.name)
+            values[option.field] = detector_list(raw) if option.kind == "names" else raw
+    return values
+
+
 def settings_from_args(args: argparse.Namespace) -> AnalysisSettings:
     """The analysis options as AnalysisSettings (ValueError, one line, for values that make no sense)."""
-    return AnalysisSettings(
-        strategy=args.strategy, threshold=args.threshold, band=args.band, detectors=detector_list(args.detectors),
-        margin=args.margin, min_face_size=args.min_face, whole_image_fallback=args.whole_image,
-        max_pixels=args.max_pixels, fusion=args.fusion)
+    return AnalysisSettings(**_fields(args, SETTINGS))
 
 
 def video_options_from_args(args: argparse.Namespace) -> VideoOptions:
-    return VideoOptions(frames=args.frames, every=args.every, rate=args.rate, start=args.start, end=args.end)
+    """The video options as VideoOptions, checked now (ValueError, one line) rather than at the first video."""
+    return VideoOptions(**_fields(args, VIDEO)).validate()
 
 
 def run_subcommand(prog: str, command: str,

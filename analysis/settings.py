@@ -1,4 +1,5 @@
-"""Settings of one analysis: what the sidebar, the CLI flags and the API parameters set.
+"""Settings of one analysis: what the sidebar, the CLI flags and the API parameters set (their public names and
+help: analysis.options.OPTIONS).
 
 `threshold` and `band` default to None: "the validated operating point of the loaded models"
 (`<models_dir>/ensemble.json`, see analysis.operating_point), else DEFAULT_THRESHOLD / DEFAULT_BAND.
@@ -78,6 +79,7 @@ RANGES: dict[str, Range] = {
     "margin": Range(0.0, 2.0),
     "min_face_size": Range(1, integer=True),
     "max_faces": Range(1, integer=True),
+    "max_pixels": Range(1, integer=True),
 }
 # video.sampling.VideoOptions' sampling fields; `frames` is also capped by the options' (or the server's) max_frames.
 VIDEO_RANGES: dict[str, Range] = {

@@ -1,19 +1,21 @@
 """The analysis parameters of POST /v1/analyze and POST /v1/jobs, in one table read by both the parser and the
 OpenAPI document, so the document states exactly what the server accepts.
 
-Ranges, enums and defaults come from the one settings schema (`analysis.settings`: RANGES, VIDEO_RANGES,
-STRATEGY_NAMES, the dataclass defaults) and the detector registry; the only server-side number is the `frames` cap
-(`ApiConfig.max_frames`). Values are parsed strictly, as an OpenAPI client sends them: numbers in JSON syntax,
+The analysis parameters are analysis.options.OPTIONS (the one table the CLI flags and the dashboard's sidebar come
+from too; its ranges, choices and defaults are analysis.settings' and the dataclasses'); the detector names come
+from the registry; the only server-side number is the `frames` cap (`ApiConfig.max_frames`), and `format` is the
+API's own. Values are parsed strictly, as an OpenAPI client sends them: numbers in JSON syntax,
 booleans `true` / `false`, enums exactly; an empty value is refused like any other bad one (leave the
 parameter out for its default).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from analysis.settings import FUSION_NAMES, RANGES, STRATEGY_NAMES, VIDEO_RANGES, AnalysisSettings, Range
+from analysis.options import OPTIONS, OPTIONS_BY_NAME, SETTINGS, VIDEO, Option
+from analysis.settings import AnalysisSettings, Range
 
 from .config import ApiConfig
 from .limits import ApiError
@@ -31,35 +33,35 @@ class Param:
     name: str
     target: str
     field: str
-    kind: str                   # "integer" | "number" | "boolean" | "string"
+    kind: str                   # "integer" | "number" | "boolean" | "string" | "names" (comma-separated detectors)
     help: str
     operations: tuple[str, ...] = (ANALYZE, JOBS)
+    choices: tuple[str, ...] | None = None
+
+
+# Where this API tells more, after an option's default in words.
+API_NOTES = {
+    "threshold": "see GET /v1/models `operating_point`",
+    "detectors": "see GET /v1/models `votes`; at least one must be loaded, else 422",
+}
+
+
+def _description(option: Option) -> str:
+    """The option's help and, for a default decided at analysis time, that default in words."""
+    notes = [n for n in (option.default_help, API_NOTES.get(option.name)) if n]
+    return f"{option.usage} (default: {'; '.join(notes)})" if option.default_help else option.usage
+
+
+def _from_option(option: Option) -> Param:
+    return Param(option.name, option.target, option.field, option.kind, _description(option),
+                 choices=option.choices)
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("frames", "video", "frames", "integer", "video: evenly spaced frames to analyse"),
-    Param("every", "video", "every", "integer", "video: analyse every k-th frame instead (not with rate)"),
-    Param("rate", "video", "rate", "number", "video: analyse this many frames per second instead (not with every)"),
-    Param("start", "video", "start", "number", "video: start time in seconds"),
-    Param("end", "video", "end", "number", "video: end time in seconds (after start)"),
-    Param("strategy", "settings", "strategy", "string", "ensemble strategy"),
-    Param("fusion", "settings", "fusion", "string",
-          "video: how faces and voice make the overall verdict (`auto`: `either`, the more suspicious side, when the audio detector passes "
-          "its quality gate, else faces only)"),
-    Param("threshold", "settings", "threshold", "number",
-          "probability at or above which a face is FAKE (default: the models' validated operating point, "
-          "GET /v1/models `operating_point`, else 0.5)"),
-    Param("band", "settings", "band", "number",
-          "|p - threshold| below this is UNCERTAIN (default: the models' validated operating point, else 0.1)"),
-    Param("detectors", "settings", "detectors", "string",
-          "comma-separated detector names (default: the loaded ones that pass the quality gate, see GET /v1/models "
-          "`votes`; a named detector is used even if it does not pass; at least one must be loaded, else 422)"),
-    Param("margin", "settings", "margin", "number", "face crop margin, fraction of the face box"),
-    Param("min_face", "settings", "min_face_size", "integer", "smallest face side in pixels"),
-    Param("whole_image", "settings", "whole_image_fallback", "boolean", "with no face found, score the whole image"),
+    *(_from_option(o) for o in OPTIONS if o.api),
     Param("format", "format", "format", "string",
           "`json`, or `html`: a self-contained HTML report to share (pictures embedded, printable to PDF); "
-          "a job always offers both", operations=(ANALYZE,)),
+          "a job always offers both", operations=(ANALYZE,), choices=FORMATS),
 )
 BY_NAME = {p.name: p for p in PARAMS}
 
@@ -74,10 +76,12 @@ def _video_options_class() -> type:
 
 
 def value_range(param: Param, config: ApiConfig) -> Range | None:
-    if param.target == "video":
-        allowed = VIDEO_RANGES[param.field]
-        return replace(allowed, maximum=config.max_frames) if param.field == "frames" else allowed
-    return RANGES.get(param.field) if param.target == "settings" else None
+    if param.target not in (SETTINGS, VIDEO):
+        return None
+    allowed = OPTIONS_BY_NAME[param.name].range
+    if param.target == VIDEO and param.field == "frames" and allowed is not None:
+        return replace(allowed, maximum=config.max_frames)
+    return allowed
 
 
 def detectors_pattern() -> str:
@@ -89,10 +93,9 @@ def detectors_pattern() -> str:
 
 
 def default_of(param: Param) -> Any:
-    owner = AnalysisSettings if param.target == "settings" else _video_options_class()
     if param.target == "format":
         return FORMATS[0]
-    default = {f.name: f.default for f in fields(owner)}.get(param.field)
+    default = OPTIONS_BY_NAME[param.name].default(_video_options_class())
     return default if isinstance(default, (bool, int, float, str)) else None
 
 
@@ -103,13 +106,9 @@ def json_schema(param: Param, config: ApiConfig) -> dict[str, Any]:
         schema = allowed.json_schema()
     elif param.kind == "boolean":
         schema = {"type": "boolean"}
-    elif param.name == "strategy":
-        schema = {"type": "string", "enum": list(STRATEGY_NAMES)}
-    elif param.name == "fusion":
-        schema = {"type": "string", "enum": list(FUSION_NAMES)}
-    elif param.name == "format":
-        schema = {"type": "string", "enum": list(FORMATS)}
-    elif param.name == "detectors":
+    elif param.choices is not None:
+        schema = {"type": "string", "enum": list(param.choices)}
+    elif param.kind == "names":
         schema = {"type": "string", "pattern": detectors_pattern()}
     else:
         raise ValueError(f"parameter {param.name} has no schema")
@@ -150,10 +149,6 @@ def parse_params(values: dict[str, str], config: ApiConfig, analyzer: Any, opera
     if unknown:
         raise _bad(f"unknown parameter(s): {', '.join(unknown)}; known: {', '.join(known)}")
     given = {name: _parse_value(BY_NAME[name], raw, config) for name, raw in values.items()}
-    if "strategy" in given and given["strategy"] not in STRATEGY_NAMES:
-        raise _bad(f"unknown strategy {given['strategy']!r}; choose one of {', '.join(STRATEGY_NAMES)}")
-    if "fusion" in given and given["fusion"] not in FUSION_NAMES:
-        raise _bad(f"unknown fusion {given['fusion']!r}; choose one of {', '.join(FUSION_NAMES)}")
     form = given.pop("format", FORMATS[0])
     if form not in FORMATS:
         raise _bad(f"format must be one of {', '.join(FORMATS)}, got {form!r}")
@@ -171,7 +166,7 @@ def parse_params(values: dict[str, str], config: ApiConfig, analyzer: Any, opera
     options = _video_options_class()(max_frames=config.max_frames, keep_thumbnails=False)
     for name, value in given.items():
         param = BY_NAME[name]
-        if param.target == "settings":
+        if param.target == SETTINGS:
             settings_fields[param.field] = value
         else:
             setattr(options, param.field, value)
