@@ -1,10 +1,11 @@
 """End to end in a real browser: the Streamlit server as a subprocess, Debian's chromium driven by Playwright.
 
 Uploads a face photo and a short generated clip with a face, waits for the verdicts, downloads the photo's HTML
-report and opens it on its own, checks the provenance panel of a photo whose XMP declares it AI-generated, scrubs the video's frame slider, opens the feature-map and model pages, and saves
+report and opens it on its own, checks the provenance panel of a photo whose XMP declares it AI-generated, scrubs the video's frame slider, opens the feature-map and model pages, analyses a clip with a sound track (the voice's verdict beside the people, its timeline under the faces' on the same time axis), and saves
 a screenshot of each step in tests/e2e/screenshots/ (git-ignored) for a person to look at. Runs on the shipped
-weights in converted_models/ when all five are there (as a user gets them), else on tiny random models (the
-`tiny_models_dir` fixture), whose verdicts are meaningless.
+weights in converted_models/ when all five face detectors and the audio detector are there (as a user gets them),
+else on tiny random models (the `tiny_models_dir` fixture and a random audio detector), whose verdicts are
+meaningless.
 Skips cleanly without chromium or Playwright.
 """
 from __future__ import annotations
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.audio_fixtures import add_audio_detector, speech_like, video_with_sound
 from tests.provenance_fixtures import xmp_exif_jpeg
+from visualization.charts import ENSEMBLE
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -40,28 +43,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def face_clip(path: Path, frames: int = 24, fps: float = 8.0, width: int = 480, height: int = 360) -> Path:
-    """A short MP4: the astronaut's face (skimage) gliding over a plain gradient."""
+def face_frames(frames: int, width: int = 480, height: int = 360) -> list[np.ndarray]:
+    """RGB frames: the astronaut's face (skimage) gliding over a plain gradient."""
     import cv2
     from skimage import data
 
     face = cv2.resize(data.astronaut()[20:220, 140:340], (150, 150), interpolation=cv2.INTER_AREA)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    assert writer.isOpened(), "OpenCV cannot write mp4v"
+    out = []
     for i in range(frames):
         ramp = np.linspace(90, 200, height, dtype=np.float32)[:, None].repeat(width, axis=1)
         frame = np.repeat(ramp[:, :, None], 3, axis=2).astype(np.uint8)
         x = 60 + int(220 * i / max(1, frames - 1))
         frame[100:250, x:x + 150] = face
+        out.append(frame)
+    return out
+
+
+def face_clip(path: Path, frames: int = 24, fps: float = 8.0, width: int = 480, height: int = 360) -> Path:
+    """A short silent MP4 of face_frames."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write mp4v"
+    for frame in face_frames(frames, width, height):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
 
 
-def _models_dir(tiny_models_dir: Path) -> Path:
+def _models_dir(tiny_models_dir: Path, scratch: Path) -> Path:
     shipped = ROOT / "converted_models"
-    names = ("xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer")
-    return shipped if all((shipped / n / "manifest.json").is_file() for n in names) else tiny_models_dir
+    names = ("xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer", "audio_cnn")
+    if all((shipped / n / "manifest.json").is_file() for n in names):
+        return shipped
+    from conftest import linked_models
+    return add_audio_detector(linked_models(tiny_models_dir, scratch)).parent
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +85,8 @@ def server(tiny_models_dir, tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "DEEPFAKE_MODELS_DIR": str(_models_dir(tiny_models_dir)), "OMP_NUM_THREADS": "1",
+    models = _models_dir(tiny_models_dir, tmp_path_factory.mktemp("e2e_models"))
+    env = {**os.environ, "DEEPFAKE_MODELS_DIR": str(models), "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -277,3 +294,56 @@ def test_html_reports_in_a_browser(browser_page, analyzer, face_photo, tmp_path)
         page.close()
     finally:
         context.close()
+
+
+TIMELINES = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .filter(p => p._fullLayout && p._fullLayout.xaxis.title.text === 'time in the video (seconds)')
+    .map(p => { const ax = p._fullLayout.xaxis, box = p.getBoundingClientRect();
+                const px = t => box.left + ax._offset + ax.l2p(t);   // where time t is drawn on the page
+                return {top: box.top, range: ax.range, x0: px(0), x5: px(5),
+                        traces: p._fullData.map(t => ({name: t.name, x: [...t.x]}))}; })"""
+
+
+def test_video_with_sound_in_a_browser(server, browser_page, tmp_path):
+    """A clip with a voice: the voice's verdict beside the people, and its timeline drawn under the faces' on the
+    same time axis (a second on one is a second on the other, at the same place on the page)."""
+    page = browser_page
+    frames, fps = 24, 4
+    clip = video_with_sound(tmp_path / "talking.mp4", face_frames(frames), fps=fps,
+                            sound=speech_like(frames / fps, seed=7))
+    page.goto(server)
+    page.get_by_text("How to read a result").wait_for()
+    _idle(page)
+    _go(page, "Video check")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(clip))
+    page.get_by_text(f"{frames} frames").first.wait_for()
+    _idle(page)
+    page.get_by_role("button", name="Analyse video").click()
+    page.get_by_text("Verdict for the video").wait_for()
+    _idle(page)
+    _no_exception(page)
+
+    video_badge = page.locator(".verdict-badge", has_text="Verdict for the video").first
+    voice_badge = page.locator(".verdict-badge", has_text="Voice (sound track)")
+    assert voice_badge.count() == 1, "no verdict for the voice"
+    assert voice_badge.get_attribute("data-verdict") in ("FAKE", "REAL", "UNCERTAIN")
+    assert page.locator(".verdict-badge", has_text="Overall: faces and voice").count() == 1
+    people = page.get_by_text("People in the video").first
+    assert page.locator(".verdict-badge", has_text="Person 1").count() >= 1, "no per-person verdicts"
+    video_box, voice_box, people_box = video_badge.bounding_box(), voice_badge.bounding_box(), people.bounding_box()
+    assert abs(voice_box["x"] - video_box["x"]) < 2 and video_box["y"] < voice_box["y"] < people_box["y"], \
+        "the voice's verdict is not under the video's, above the people"
+
+    page.wait_for_function(f"() => ({TIMELINES})().length === 2", timeout=SLOW)
+    faces, voice = page.evaluate(TIMELINES)
+    face_lines = {t["name"] for t in faces["traces"]}
+    assert ENSEMBLE in face_lines and "voice" not in face_lines, f"the upper chart is not the faces': {face_lines}"
+    (voice_line,) = [t for t in voice["traces"] if t["name"] == "voice"]
+    assert voice["top"] > faces["top"], "the voice's timeline is not under the faces'"
+    assert faces["range"] == voice["range"] and faces["range"][0] == 0
+    assert abs(faces["x0"] - voice["x0"]) < 2 and abs(faces["x5"] - voice["x5"]) < 2, \
+        f"the time axes do not line up on the page: {faces} {voice}"
+    speech_end = max(x for t in voice["traces"] for x in t["x"])
+    assert frames / fps - 1 <= speech_end <= voice["range"][1], "the voice does not reach the end of the clip"
+    assert len(voice_line["x"]) >= 2, "the voice has fewer than two windows"
+    _shot(page, "07_video_sound.png")
