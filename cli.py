@@ -179,7 +179,7 @@ def report_targets(report: str, inputs: list[Path]) -> dict[Path, Path]:
 
 def _write_html(result: Any, path: Path, target: Path, max_pixels: int) -> None:
     """The HTML report of one input; a failure is a warning, never the end of the batch."""
-    from analysis.html_report import ReportPictures, load_pictures, render_html_report
+    from visualization.html_report import ReportPictures, load_pictures, render_html_report
     try:
         try:
             pictures = load_pictures(result, path, max_pixels)
@@ -196,7 +196,7 @@ def _write_html(result: Any, path: Path, target: Path, max_pixels: int) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.analyzer import get_analyzer
-    from analysis.dispatch import analyze_path, expand_inputs
+    from pipeline.dispatch import analyze_path, expand_inputs
     from analysis.report import json_safe, report_stamp
 
     try:

@@ -29,6 +29,16 @@ from .errors import MediaError
 
 Source = Union[str, Path, bytes, bytearray, memoryview]
 
+# File names the folder walks (`pipeline.dispatch.expand_inputs`, the scanner, training data) take as media; the
+# content decides what a file really is (sniff_kind).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".heic",
+                            ".heif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
+                            ".3gp"})
+AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif",
+                            ".caf", ".amr", ".mka", ".wma"})
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES | AUDIO_SUFFIXES
+
 SNIFF_BYTES = 1024  # enough for every signature below (MPEG-TS needs three 188-byte packets)
 
 # ISO base media (ftyp) brands that are still images rather than movies.
@@ -148,7 +158,7 @@ def _read_head(source: Source, n: int = SNIFF_BYTES) -> bytes:
 
 def sniff_kind(source: Source) -> str | None:
     """"image", "video", "audio" or None (unknown, text, empty) from the content's magic bytes, not its name.
-    (Matroska / WebM say "video" even when they hold only sound: analysis.dispatch looks at the streams.)
+    (Matroska / WebM say "video" even when they hold only sound: pipeline.dispatch looks at the streams.)
 
     A path that does not exist or cannot be read raises `MediaError`. HEIC/AVIF count as images even where
     no decoder is installed (load_image then says so).

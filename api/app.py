@@ -59,7 +59,7 @@ def analyze_upload(analyzer: Any, upload: Upload, settings: Any, options: Any,
                    html: bool = False) -> Analysis:
     """Blocking: the analysis thread's work. The upload is deleted when it ends, whatever happens; the HTML
     report (`html`) is rendered before that, because it embeds the picture."""
-    from analysis.dispatch import analyze_path
+    from pipeline.dispatch import analyze_path
 
     try:
         report = analyze_path(upload.path, analyzer, settings, options, progress=progress, cancel=cancel,
@@ -77,7 +77,7 @@ def analyze_upload(analyzer: Any, upload: Upload, settings: Any, options: Any,
 
 def html_page(report: Any, upload: Upload, settings: Any) -> str | None:
     """The report's HTML page with the upload's picture; None (logged) if it cannot be made."""
-    from analysis.html_report import ReportPictures, load_pictures, render_html_report
+    from visualization.html_report import ReportPictures, load_pictures, render_html_report
 
     try:
         try:
@@ -92,7 +92,7 @@ def html_page(report: Any, upload: Upload, settings: Any) -> str | None:
 
 
 def html_response(page: str) -> HTMLResponse:
-    from analysis.html_report import CONTENT_SECURITY_POLICY
+    from visualization.html_report import CONTENT_SECURITY_POLICY
     return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
                                        "X-Content-Type-Options": "nosniff"})
 

@@ -1,29 +1,29 @@
-"""One entry point for a file of unknown kind: sniff its content, then run the image or the video pipeline."""
+"""One entry point for a file of unknown kind: sniff its content, then run the image, the video or the audio
+pipeline. It sits above analysis/ and video/ (the video engine builds on the analysis core), so neither of them
+imports it."""
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from .analyzer import Analyzer
-from .audio.decode import only_sound
-from .audio.engine import analyze_audio
-from .errors import MediaError
-from .media import sniff_kind
-from .report import ImageReport
-from .settings import AnalysisSettings
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".heic", ".heif"}
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
-AUDIO_SUFFIXES = {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".caf",
-                  ".amr", ".mka", ".wma"}
-MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES | AUDIO_SUFFIXES
+from analysis.analyzer import Analyzer
+from analysis.audio.decode import only_sound
+from analysis.audio.engine import analyze_audio
+from analysis.audio.report import AudioReport
+from analysis.errors import MediaError
+from analysis.media import MEDIA_SUFFIXES, sniff_kind
+from analysis.report import ImageReport
+from analysis.settings import AnalysisSettings
+from video.report import VideoReport
+from video.sampling import VideoOptions
 
 
 def analyze_path(path: str | Path, analyzer: Analyzer, settings: AnalysisSettings | None = None,
-                 video_options: Any | None = None, progress: Callable[[float, str], None] | None = None,
-                 cancel: threading.Event | None = None, *, name: str | None = None) -> Any:
-    """Returns an ImageReport, a video.report.VideoReport or an analysis.audio.report.AudioReport (kind "audio");
+                 video_options: VideoOptions | None = None, progress: Callable[[float, str], None] | None = None,
+                 cancel: threading.Event | None = None, *,
+                 name: str | None = None) -> ImageReport | VideoReport | AudioReport:
+    """Returns an ImageReport, a VideoReport or an AudioReport (kind "audio");
     bad input gives a report with `error`, never raises.
     Every report records the resolved threshold and band (`settings`) and where they came from (`operating_point`):
     the analyzer fills a None threshold / band from the models' validated operating point."""

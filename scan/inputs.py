@@ -62,7 +62,7 @@ def list_inputs(source: str | Path, all_files: bool = False) -> list[ScanItem]:
 
 
 def walk_folder(root: Path, all_files: bool = False) -> list[ScanItem]:
-    from analysis.dispatch import MEDIA_SUFFIXES
+    from analysis.media import MEDIA_SUFFIXES
 
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):

@@ -48,7 +48,7 @@ def error_record(path: str, message: str) -> dict[str, Any]:
 
 def analyze_file(analyzer: Any, path: str | Path, key: str, settings: Any, video_options: Any) -> dict[str, Any]:
     """One result record: the report of `cli.py analyze --json`, with `path` set to the scan key. Never raises."""
-    from analysis.dispatch import analyze_path
+    from pipeline.dispatch import analyze_path
 
     try:
         report = analyze_path(path, analyzer, settings, video_options, name=key).to_dict()

@@ -128,7 +128,7 @@ import math
 
 from conftest import OP_BAND, OP_THRESHOLD, linked_models, write_operating_point
 
-from analysis.dispatch import analyze_path
+from pipeline.dispatch import analyze_path
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
 
 P_BETWEEN = 0.65   # FAKE under the built-in 0.5 ± 0.1 (0.65 >= 0.6); REAL under the test operating point 0.72 ± 0.05

@@ -15,15 +15,15 @@ from analysis.audio.engine import analyze_audio
 from analysis.audio.fusion import fuse
 from analysis.audio.report import NO_AUDIO_MODEL, NO_AUDIO_TRACK, NO_SPEECH, NOT_READ, SCORED
 from analysis.audio.windows import make_windows, voice_activity
-from analysis.dispatch import AUDIO_SUFFIXES, MEDIA_SUFFIXES, analyze_path, expand_inputs
 from analysis.errors import MediaError
-from analysis.media import sniff_kind
+from analysis.media import AUDIO_SUFFIXES, MEDIA_SUFFIXES, sniff_kind
 from audio_fixtures import (RATE, add_audio_detector, bogus_duration_wav, long_mp3, speech_like, video_with_sound, write)
 from conftest import linked_models
 from detectors.artifacts import ArtifactError, load_artifact, load_detectors
 from detectors.audio_artifacts import load_audio_artifact, load_audio_detectors
 from detectors.audio_registry import audio_detector_names
 from detectors.registry import detector_names
+from pipeline.dispatch import analyze_path, expand_inputs
 from video_fixtures import numbered_frames
 
 @pytest.fixture(scope="module")
@@ -311,7 +311,6 @@ def test_scan_walks_audio(audio_models_dir, speech_wav, tmp_path):
 def test_scan_with_ray_writes_audio_results(audio_models_dir, tmp_path, capsys):
     """`scan --engine ray` on a small local Ray (1 CPU): a recording and a clip's sound track get the same audio
     results as the local engine gives."""
-    pytest.importorskip("ray", reason="ray is not installed")
     import ray
 
     from scan.cli import main as scan_main
@@ -350,7 +349,7 @@ def untimed(record: dict) -> dict:
 
 def test_html_reports_show_the_voice(audio_models_dir, speech_wav, tmp_path):
     from analysis.analyzer import Analyzer
-    from analysis.html_report import ReportPictures, render_html_report
+    from visualization.html_report import ReportPictures, render_html_report
     from video.engine import analyze_video
     from video.sampling import VideoOptions
     page = render_html_report(analyze_audio(speech_wav, audio_models_dir), ReportPictures())

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 import analysis
-from analysis.html_report import ReportPictures, load_pictures, render_html_report
 from analysis.report import HEADLINES, ImageReport, report_stamp
 from analysis.settings import AnalysisSettings
+from visualization.html_report import ReportPictures, load_pictures, render_html_report
 
 from video_fixtures import two_faces_frames, write_clip
 

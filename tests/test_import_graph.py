@@ -1,8 +1,11 @@
 """The import walls (docs/ARCHITECTURE.md), read from the source: every import statement of every module, also
 those inside functions, plus `__import__` / `importlib.import_module` calls on a constant name.
 
-- analysis/, detectors/ and video/ import no streamlit, fastapi or ray;
-- the core (analysis, detectors, video, visualization) never imports train, ui, api, scan, the pages or the CLI;
+- analysis/, detectors/, video/ and pipeline/ import no streamlit, fastapi or ray;
+- the core (analysis, detectors, video, visualization, pipeline) never imports train, ui, api, scan, the pages or
+  the CLI;
+- inside the core each package imports only the ones below it: detectors <- analysis <- video <- visualization, and
+  pipeline (the dispatch of a path to the image, video or audio pipeline) over analysis and video;
 - the front-ends are siblings over the core: cli.py, api/, scan/ and the dashboard (app.py, pages/, ui/) do not
   import one another. They meet only in the command-line layer: cli_common.py (imported by cli.py, api/cli.py and
   scan/cli.py, importing only the core) and cli.py, which mounts the `serve` and `scan` subcommands from
@@ -18,21 +21,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("analysis", "detectors", "video", "visualization", "train", "scan", "api", "ui")
-CORE = {"analysis", "detectors", "video", "visualization"}
-NO_SERVER_FRAMEWORKS = {"analysis", "detectors", "video"}
+PACKAGES = ("analysis", "detectors", "video", "visualization", "pipeline", "train", "scan", "api", "ui")
+CORE = {"analysis", "detectors", "video", "visualization", "pipeline"}
+NO_SERVER_FRAMEWORKS = {"analysis", "detectors", "video", "pipeline"}
 SERVER_FRAMEWORKS = {"streamlit", "fastapi", "ray"}
 FRONT_ENDS = {"cli": "cli", "api": "api", "scan": "scan", "ui": "dashboard", "pages": "dashboard", "app": "dashboard"}
 CLI_LAYER = {"cli", "api.cli", "scan.cli"}
-# What the core still imports upwards inside itself (analysis sits below video and visualization): the dispatch
-# of a path to the video engine, and the HTML report's pictures. No new edge may join them.
-KNOWN_CORE_BACK_EDGES = {("analysis.dispatch", "video.engine"), ("analysis.html_report", "video.report"),
-                         ("analysis.html_report", "visualization.overlays")}
+# The core's layers: each package and the core packages it may import. The video engine builds on the analysis
+# core, visualization (pictures, charts, the HTML report) on both; pipeline dispatches a path to analysis or video.
+CORE_BELOW = {"detectors": set(), "analysis": {"detectors"}, "video": {"analysis", "detectors"},
+              "visualization": {"analysis", "detectors", "video"}, "pipeline": {"analysis", "detectors", "video"}}
 
 
 @dataclass(frozen=True)
 class Edge:
-    source: str       # importing module, e.g. "analysis.dispatch"
+    source: str       # importing module, e.g. "pipeline.dispatch"
     target: str       # imported module (or module.name for `from module import name`)
     line: int
 
@@ -93,7 +96,7 @@ def test_the_walk_sees_imports_inside_functions_and_relative_ones(tmp_path, edge
     sources = {e.source for e in edges}
     assert {"cli", "cli_common", "app", "analysis.analyzer", "video.engine", "train.fit", "ui.runner"} <= sources
     # a function-level import of the video engine and a relative one inside video/
-    assert any(e.source == "analysis.dispatch" and e.target == "video.engine" for e in edges)
+    assert any(e.source == "pipeline.dispatch" and e.target == "video.engine" for e in edges)
     assert any(e.source == "video.engine" and e.target == "video.decode" for e in edges)
 
 
@@ -108,11 +111,11 @@ def test_the_core_never_imports_training_or_a_front_end(edges):
     assert not bad, bad
 
 
-def test_no_new_back_edge_inside_the_core(edges):
-    # analysis is the lowest layer of the core: video and visualization build on it
-    found = {(e.source, ".".join(e.target.split(".")[:2])) for e in edges
-             if top(e.source) == "analysis" and top(e.target) in {"video", "visualization"}}
-    assert found <= KNOWN_CORE_BACK_EDGES, found - KNOWN_CORE_BACK_EDGES
+def test_inside_the_core_each_package_imports_only_the_ones_below_it(edges):
+    # in particular analysis imports neither video nor pipeline, and video neither visualization nor pipeline
+    bad = [e.where for e in edges if top(e.source) in CORE and top(e.target) in CORE
+           and top(e.target) != top(e.source) and top(e.target) not in CORE_BELOW[top(e.source)]]
+    assert not bad, bad
 
 
 def test_front_ends_are_siblings_over_the_core(edges):

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from analysis.html_report import render_html_report
 from analysis.provenance import (CAMERA_ORIGIN, NEUTRAL, NO_METADATA, PRESENT, SAYS_EDITED, SAYS_GENERATED,
                                  Limits, read_provenance)
 from analysis.provenance import c2pa_check
 from provenance_fixtures import (SIGNER, a1111_png, broken_c2pa_store, camera_jpeg, comfy_png, digital_source_xmp,
                                  encode, itxt, noise, png_chunk, png_with, signed_c2pa, tagged_clip, tampered, text,
                                  write, xmp_exif_jpeg, xmp_packet)
+from visualization.html_report import render_html_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RGB = noise()

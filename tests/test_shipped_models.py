@@ -67,7 +67,7 @@ def test_heldout_photographs(shipped, shared_data):
 def test_labelled_clips_at_the_default_operating_point(shipped, shared_data):
     """The real clip is REAL, no fake clip is called REAL, and most fakes are FAKE (ENSEMBLE.md's clip table:
     the FaceForensics++ Deepfakes clip is UNCERTAIN today)."""
-    from analysis.dispatch import analyze_path
+    from pipeline.dispatch import analyze_path
     from video.sampling import VideoOptions
 
     labels = json.loads((shared_data / "videos" / "labels.json").read_text())

@@ -257,7 +257,7 @@ def test_invalid_options_raise(two_faces_clip, analyzer):
 
 
 def test_dispatch_routes_videos_here(two_faces_clip, analyzer):
-    from analysis.dispatch import analyze_path
+    from pipeline.dispatch import analyze_path
     report = analyze_path(two_faces_clip, analyzer, video_options=VideoOptions(frames=6))
     assert isinstance(report, VideoReport) and len(report.frames) == 6 and len(report.tracks) == 2
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.html_report import ReportPictures, render_html_report
+from visualization.html_report import ReportPictures, render_html_report
 
 
 def report_json(report: Any) -> bytes:

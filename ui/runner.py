@@ -13,12 +13,12 @@ from typing import Any, Callable
 import numpy as np
 
 from analysis.analyzer import Analyzer
-from analysis.dispatch import analyze_path
 from analysis.errors import MediaError
 from analysis.audio.decode import only_sound
 from analysis.media import load_image, sniff_kind
 from analysis.report import ImageReport
 from analysis.settings import AnalysisSettings
+from pipeline.dispatch import analyze_path
 from video.report import decode_jpeg, encode_jpeg
 from visualization.overlays import crop_faces, draw_faces, fit_within, scale_faces
 
@@ -193,7 +193,7 @@ def audio_key(item: MediaInput, settings: AnalysisSettings) -> str:
 
 
 def analyze_audio_input(analyzer: Analyzer, item: MediaInput, settings: AnalysisSettings) -> AudioView:
-    """Analyse the voice of one audio file (analysis.dispatch: content decides; a picture or a video is refused
+    """Analyse the voice of one audio file (pipeline.dispatch: content decides; a picture or a video is refused
     with a one-line message pointing to its page)."""
     key = audio_key(item, settings)
     try:

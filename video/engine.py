@@ -14,19 +14,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from analysis.analyzer import set_ensemble
+from analysis.analyzer import VotePlan, set_ensemble
 from analysis.audio.engine import audio_section
 from analysis.audio.fusion import FusionResult, fuse
 from analysis.audio.report import SCORED
-from analysis.ensemble import count_votes, verdict_for
+from analysis.ensemble import EnsembleResult, count_votes, verdict_for
 from analysis.errors import MediaError
+from analysis.faces import Face, FaceFinder
 from analysis.provenance import read_provenance
 from analysis.quality import assess_video_quality, face_sharpness
-from analysis.report import join_notes
+from analysis.report import FaceResult, join_notes
 from analysis.settings import DEFAULT_BAND, DEFAULT_FUSION, DEFAULT_THRESHOLD, AnalysisSettings
 
 from .aggregate import (AggregationParams, TrackFaces, decision_text, decisive_tracks, frame_probability,
@@ -37,6 +38,29 @@ from .sampling import SamplePlan, VideoOptions, sample_indices
 from .tracking import TrackParams, link_tracks
 
 Progress = Callable[[float, str], None]
+
+
+class FaceAnalyzer(Protocol):
+    """What the video engine asks of its analyzer (analysis.analyzer.Analyzer is one): who votes, faces, their
+    scores and ensembles, and the models folder for the voice."""
+
+    models_dir: Path
+
+    def begin_report(self, report: Any, settings: AnalysisSettings | None) -> VotePlan: ...
+
+    def face_finder(self, settings: AnalysisSettings) -> FaceFinder: ...
+
+    def score_crops(self, crops: list[np.ndarray], names: list[str]) -> dict[str, np.ndarray]: ...
+
+    def face_results(self, faces: list[Face], logits: dict[str, np.ndarray],
+                     settings: AnalysisSettings) -> list[FaceResult]: ...
+
+    def active_detectors(self, settings: AnalysisSettings) -> list[str]: ...
+
+    def gate_note(self) -> str | None: ...
+
+    def combine_face(self, probs: dict[str, float], logits: dict[str, float],
+                     settings: AnalysisSettings) -> EnsembleResult: ...
 
 # share of the progress bar before frames are analysed (probing, sampling) and after (tracks, aggregation)
 _P_START, _P_FRAMES_END = 0.03, 0.97
@@ -115,7 +139,7 @@ class _Timer:
         self.totals[stage] = self.totals.get(stage, 0.0) + seconds
 
 
-def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | None = None,
+def analyze_video(path: str | Path, analyzer: FaceAnalyzer, settings: AnalysisSettings | None = None,
                   options: VideoOptions | None = None, progress: Progress | None = None,
                   cancel: threading.Event | None = None) -> VideoReport:
     """Analyse the faces of a video; bad media gives a report with `error` (one line), never an exception.
@@ -142,7 +166,7 @@ def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | 
     if not report.cancelled:
         report_progress(0.97, "listening to the sound track")
         t = time.perf_counter()
-        report.audio = audio_section(path, getattr(analyzer, "models_dir", None))
+        report.audio = audio_section(path, analyzer.models_dir)
         timer.add("audio", time.perf_counter() - t)
     report.overall = fuse_video(report)
     report.message = join_notes(report.message, report.provenance.declares_generated)
@@ -152,7 +176,7 @@ def analyze_video(path: str | Path, analyzer: Any, settings: AnalysisSettings | 
     return report
 
 
-def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSettings, options: VideoOptions,
+def _run(report: VideoReport, path: Path, analyzer: FaceAnalyzer, settings: AnalysisSettings, options: VideoOptions,
          report_progress: _Monotonic, cancel: threading.Event | None, timer: _Timer) -> None:
     try:
         # resolves the threshold and band (the models' operating point) and records them in the report
@@ -267,7 +291,7 @@ def _run(report: VideoReport, path: Path, analyzer: Any, settings: AnalysisSetti
     report.message = join_notes(*notes, vote.note)
 
 
-def _analyse_batch(batch: list[DecodedFrame], analyzer: Any, finder: Any, names: list[str],
+def _analyse_batch(batch: list[DecodedFrame], analyzer: FaceAnalyzer, finder: FaceFinder, names: list[str],
                    settings: AnalysisSettings, options: VideoOptions, timer: _Timer,
                    step: Callable[[float, str], bool]) -> list[FrameResult] | None:
     """Faces, scores and thumbnails of a batch of frames; None when cancelled on the way."""
@@ -401,7 +425,7 @@ def fuse_video(report: VideoReport) -> FusionResult:
                 settings.get("band") if settings.get("band") is not None else DEFAULT_BAND)
 
 
-def rescore_video(report: VideoReport, analyzer: Any, settings: AnalysisSettings) -> Rescored:
+def rescore_video(report: VideoReport, analyzer: FaceAnalyzer, settings: AnalysisSettings) -> Rescored:
     """`report` under new threshold, band, strategy and detector choice, from its stored per-face scores: each
     face's ensemble again (Analyzer.combine_face), then frames, people and the video's verdict (_aggregate). The
     original is left as it is. Detectors that were not run and changed FACE_SETTINGS cannot be applied from stored

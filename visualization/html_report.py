@@ -6,7 +6,8 @@ anywhere (a Content-Security-Policy forbids it), so it opens offline, survives e
 
 The page is built from the report's JSON (`to_dict()`), so a saved JSON report renders too; pictures come from
 `ReportPictures` (an image report's photo) and from a video report's own thumbnails and face crops.
-No Streamlit import: the CLI (`analyze --report`), the API and the dashboard's download button call
+It builds on the analysis core and the video engine's report (visualization sits above both). No Streamlit
+import: the CLI (`analyze --report`), the API and the dashboard's download button call
 `render_html_report`.
 """
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any, Mapping, Sequence
 import jinja2
 import numpy as np
 
+from analysis.ensemble import AGREEMENT_MEANING, agreement_label, shows_votes, verdict_for, votes_text
+from analysis.media import load_image
+from analysis.report import CAVEATS, HEADLINES, VERDICT_EXPLANATIONS, face_count_text, json_safe
+from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
 from video.report import encode_jpeg, person_label, track_role
-from visualization.overlays import crop_faces, draw_faces, fit_within, scale_faces, verdict_color
 
-from .ensemble import AGREEMENT_MEANING, agreement_label, shows_votes, verdict_for, votes_text
-from .report import CAVEATS, HEADLINES, VERDICT_EXPLANATIONS, face_count_text, json_safe
-from .settings import DEFAULT_BAND, DEFAULT_THRESHOLD
+from .overlays import crop_faces, draw_faces, fit_within, scale_faces, verdict_color
 
 PICTURE_SIDE = 1000     # longest side of an embedded photo or frame
 CROP_SIDE = 160         # side of an embedded face crop
@@ -50,8 +52,6 @@ class ReportPictures:
 
 def load_pictures(report: Any, path: str | Path, max_pixels: int = 100_000_000) -> ReportPictures:
     """The photo of an analysed image report, read again from `path` (CLI, API); nothing for other reports."""
-    from .media import load_image
-
     if getattr(report, "kind", None) != "image" or getattr(report, "error", None):
         return ReportPictures()
     return ReportPictures(picture=load_image(path, max_pixels=max_pixels).rgb)

@@ -275,7 +275,7 @@ def test_dashboard_in_a_browser(server, browser_page, face_photo, astronaut_rgb,
 def test_html_reports_in_a_browser(browser_page, analyzer, face_photo, tmp_path):
     """The reports of `cli.py analyze --report` for a photo and a clip, without the dashboard (in a context of its
     own, offline, of the module's one browser: Playwright's sync API runs one instance at a time)."""
-    from analysis.html_report import load_pictures, render_html_report
+    from visualization.html_report import load_pictures, render_html_report
     from video.engine import VideoOptions, analyze_video
 
     photo = analyzer.analyze_image(face_photo, name='<b>astronaut</b> "1".jpg')
