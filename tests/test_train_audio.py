@@ -87,3 +87,36 @@ def card_report(heldout: dict) -> dict:
             "baseline": {"val_auc": 0.7, "test_auc": 0.7, "test_auc_codec": 0.6}, "cross_source": {},
             "heldout_experiments": heldout, "val_auc_by_source": {"Exp.1": 0.9},
             "timing": {"track_seconds": 60, "windows": 29, "score_seconds": 0.1, "threads": 1}}
+
+
+def test_audio_heldout_adds_the_check_to_a_finished_run(tmp_path):
+    """train.audio_heldout on a run's report: the same speakers, the folds measured, the card written again."""
+    import json
+
+    from audio_fixtures import write
+    from train.audio_heldout import main
+    clips = synthetic_clips()
+    data = tmp_path / "audio"
+    data.mkdir()
+    rows = ["path,label,group,language,source"]
+    for clip, wave in zip(clips, synthetic_waves(clips)):
+        write(data / f"{clip.path}.wav", wave)
+        rows.append(f"{clip.path}.wav,{'fake' if clip.label else 'real'},{clip.group},en,{clip.source}")
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    split = split_by_group(clips, 0.2, 0.2, seed=0)
+    report = card_report({})
+    report["config"] = {**vars(AudioTrainConfig(data=str(data), val_share=0.2, test_share=0.2, variants=0,
+                                                cross_epochs=1, batch_size=8)), "retired_option": 1}
+    report["speakers"] = {k: sorted({clips[i].group for i in getattr(split, k)}) for k in ("train", "val", "test")}
+    path, card = tmp_path / "audio_report.json", tmp_path / "audio_cnn"
+    path.write_text(json.dumps(report))
+    card.mkdir()
+    main(["--report", str(path), "--experiments", "Exp.2", "--card", str(card)])
+    result = json.loads(path.read_text())["heldout_experiments"]
+    assert list(result) == ["Exp.2"] and result["Exp.2"]["test_fakes"] == len(report["speakers"]["test"])
+    assert "| Exp.2 | 2 / 4 |" in (card / "MODEL_CARD.md").read_text()
+
+    report["speakers"]["test"] = ["someone else"]
+    path.write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="no longer splits into the run's speakers"):
+        main(["--report", str(path), "--experiments", "Exp.2"])

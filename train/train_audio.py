@@ -152,6 +152,12 @@ def clip_logits(model: nn.Module, waves: list[np.ndarray], limits: AudioLimits, 
     return np.array([aggregate_logits(out[e - len(w):e]) for w, e in zip(windows, ends)], np.float32)
 
 
+def augmented_copies(waves: list[np.ndarray], train: list[int], cfg: AudioTrainConfig) -> dict[int, list[np.ndarray]]:
+    """Each training clip and cfg.variants augmented copies of it (seeded: train.audio_heldout makes them again)."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    return {i: [waves[i]] + [augment(waves[i], rng) for _ in range(cfg.variants)] for i in train}
+
+
 def random_crop(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     if len(x) <= size:
         off = int(rng.integers(0, size - len(x) + 1))
@@ -315,9 +321,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     split = split_by_group(clips, cfg.val_share, cfg.test_share, cfg.seed)
     print(f"{len(clips)} clips, {len({c.group for c in clips})} speakers: train {len(split.train)}, "
           f"val {len(split.val)}, test {len(split.test)}", flush=True)
-    rng = np.random.default_rng(cfg.seed + 1)
     t0 = time.time()
-    variants = {i: [waves[i]] + [augment(waves[i], rng) for _ in range(cfg.variants)] for i in split.train}
+    variants = augmented_copies(waves, split.train, cfg)
     print(f"augmented copies made in {time.time() - t0:.0f} s", flush=True)
 
     def subset(idx: list[int]) -> tuple[list[np.ndarray], np.ndarray]:
