@@ -44,13 +44,12 @@ def _result_text(probability: float | None, votes: dict[str, int] | None, strate
 
 def _print_human(report: dict[str, Any]) -> None:
     from analysis.ensemble import AGREEMENT_MEANING, agreement_label
-    from analysis.report import face_count_text, not_voting_text
+    from analysis.report import face_count_text, not_voting_text, report_failed
     from video.report import person_label, track_role
     head = f"{report['path']}  [{report.get('kind')}]"
-    partial = report.get("frames") or report.get("faces")
     if report.get("error"):
         print(f"{head}\n  ERROR: {report['error']}")
-        if not partial:
+        if report_failed(report):
             _print_provenance(report.get("provenance"))
             return
         head = "  partial result:"
@@ -197,7 +196,7 @@ def _write_html(result: Any, path: Path, target: Path, max_pixels: int) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.analyzer import get_analyzer
     from pipeline.dispatch import analyze_path, expand_inputs
-    from analysis.report import json_safe, report_stamp
+    from analysis.report import json_safe, report_failed, report_stamp
 
     try:
         settings = settings_from_args(args)
@@ -229,7 +228,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             report = {"path": str(path), "kind": "unknown", "error": f"internal error: {exc}".splitlines()[0],
                       **report_stamp()}
             result = report
-        ok += report.get("error") is None or bool(report.get("frames") or report.get("faces"))
+        ok += not report_failed(report)
         if args.json:
             print(json.dumps(json_safe(report)), flush=True)
         else:

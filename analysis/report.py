@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -108,6 +108,14 @@ def not_voting_text(entries: list[dict[str, str]] | None) -> str:
     """The detectors a report's gate left out, on one line: "swin (validation AUC below 0.75 on dfdc (0.501)); ..."."""
     return "; ".join(f"{e.get('name')} ({e.get('reason')})" if e.get("reason") else str(e.get("name"))
                      for e in entries or [])
+
+
+def report_failed(report: Mapping[str, Any] | Any) -> bool:
+    """An error with nothing analysed (a report or its JSON dict). A video that broke halfway keeps its sound
+    frames and faces: that is a result, not a failure."""
+    def get(key: str) -> Any:
+        return report.get(key) if isinstance(report, Mapping) else getattr(report, key, None)
+    return bool(get("error")) and not (get("faces") or get("frames"))
 
 
 def json_safe(value: Any) -> Any:

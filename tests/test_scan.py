@@ -197,7 +197,6 @@ def assert_same(a, b, where="report"):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    pytest.importorskip("ray", reason="ray is not installed")
     import ray
 
     from scan.ray_engine import RayUnavailable, start_ray

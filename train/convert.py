@@ -90,9 +90,9 @@ def verify(model: torch.nn.Module, folder: Path, n: int = 6, seed: int = 0) -> C
 def convert(checkpoint: str | Path, out_dir: str | Path, name: str | None = None, *, threshold: float = 0.5,
             tracking_uri: str | None = None, experiment: str | None = None, log_to_mlflow: bool = True) -> Path:
     """Write the artifact and verify it; returns the artifact folder. Logs it to the checkpoint's MLflow run."""
+    from analysis.report import json_safe
     from detectors.artifacts import save_artifact
     from detectors.registry import get_spec
-    from train.metrics import clean_json
 
     ckpt = load_checkpoint(checkpoint, map_location="cpu")
     name = name or ckpt["name"]
@@ -111,7 +111,7 @@ def convert(checkpoint: str | Path, out_dir: str | Path, name: str | None = None
         return save_artifact(model, name, out_dir, input_size=int(ckpt["input_size"]),
                              model_kwargs=dict(ckpt["model_kwargs"]),
                              temperature=float(ckpt.get("temperature") or 1.0), threshold=threshold,
-                             training=clean_json(training), metrics=clean_json(dict(ckpt.get("metrics") or {})),
+                             training=json_safe(training), metrics=json_safe(dict(ckpt.get("metrics") or {})),
                              run_id=ckpt.get("run_id") or None, dtype=dtype)
 
     folder = save("float16")

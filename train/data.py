@@ -26,10 +26,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from analysis.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, sniff_kind
+
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif"}
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp"}
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "trn": "train",
                  "val": "val", "valid": "val", "validation": "val", "dev": "val",
@@ -103,8 +103,7 @@ def media_kind(path: Path) -> str | None:
         return "image"
     if suffix in VIDEO_SUFFIXES:
         return "video"
-    from analysis.media import sniff_kind  # content sniffing only for unusual names
-    try:
+    try:  # content sniffing only for unusual names
         return sniff_kind(path)
     except Exception:  # noqa: BLE001 - unreadable files are reported by the caller
         return None

@@ -47,12 +47,12 @@ from analysis.analyzer import Analyzer
 from analysis.ensemble import STRATEGIES, combine, verdict_for
 from analysis.faces import Face
 from analysis.operating_point import OperatingPoint, OperatingPointError, ValidationRates
-from analysis.report import FAKE, REAL, FaceResult
+from analysis.report import FAKE, REAL, FaceResult, json_safe, report_failed
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 from train.data import (LABEL_NAMES, DataError, Sample, SplitFractions, assign_splits, by_split, load_samples,
                         media_kind, parse_data_arg, parse_label, parse_pairs)
 from train.dataset import read_rgb
-from train.metrics import (OperatingPointResult, aggregate_by, calibration_summary, clean_json, compute_metrics,
+from train.metrics import (OperatingPointResult, aggregate_by, calibration_summary, compute_metrics,
                            confusion, metrics_by, operating_point, plot_confusion, plot_reliability, plot_roc,
                            verdict_rates)
 from video.aggregate import summarize, video_probability
@@ -210,7 +210,7 @@ def clip_result(sample: Sample, analyzer: Analyzer, settings: AnalysisSettings, 
                 ensemble_name: str, scored: ScoredSet) -> ClipResult:
     """A raw video through the real engine; its frames with faces become units (frame-level metrics)."""
     report = analyze_video(sample.path, analyzer, settings, options)
-    if report.error and not report.frames:
+    if report_failed(report):
         log.warning("clip %s: %s", sample.path, report.error)
         scored.failed.append(f"{sample.path}: {report.error}")
     elif report.error:
@@ -486,7 +486,7 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
               "calibration": calibration_report(scored.units, model_names, temperatures),
               "clips": [c.to_dict() for c in scored.clips], "clips_summary": clips_summary(scored.clips),
               "operating_point": op_report, "not_loaded": analyzer.load_errors}
-    report = clean_json(report)
+    report = json_safe(report)
     if out:
         write_outputs(report, scored.units, model_names, Path(out), settings.threshold)
     return report

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from analysis.report import json_safe
 from detectors.registry import build_model, get_spec
 from train.calibration import apply_temperature, fit_temperature
 from train.checkpoints import load_checkpoint, save_checkpoint
 from train.config import TrainConfig
 from train.data import Sample
 from train.dataset import CropDataset, DataBundle
-from train.metrics import aggregate_by, clean_json, compute_metrics, expected_calibration_error, metrics_by, save_plots
+from train.metrics import aggregate_by, compute_metrics, expected_calibration_error, metrics_by, save_plots
 from train.passes import predict_logits
 from train.tracking import Tracker
 
@@ -58,7 +59,7 @@ def manifest_metrics(report: dict) -> dict:
         out[f"{split}_auc_by_source"] = {k: v["auc"] for k, v in part["by_source"].items()}
         if "videos" in part:
             out[f"{split}_video_auc"] = part["videos"]["video_level"]["auc"]
-    return clean_json(out)
+    return json_safe(out)
 
 
 def fmt(value: Any) -> str:
@@ -97,7 +98,7 @@ def final_evaluation(best_path: Path, data: DataBundle, device: torch.device, am
         plots += save_plots(y_test, apply_temperature(test_logits, temperature), out_dir / "plots", "test",
                             uncalibrated=apply_temperature(test_logits, 1.0))
     report["data"] = data.summary
-    report = clean_json(report)
+    report = json_safe(report)
     (out_dir / "eval_report.json").write_text(json.dumps(report, indent=2))
     compact = manifest_metrics(report)
     ckpt["temperature"] = temperature

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
+from analysis.report import json_safe
 from detectors.registry import build_model, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature
@@ -25,7 +26,7 @@ from train.convert import convert
 from train.data import parse_source_weights, sample_weights
 from train.dataset import CropDataset, load_data
 from train.final_eval import final_evaluation, fmt
-from train.metrics import clean_json, compute_metrics
+from train.metrics import compute_metrics
 from train.passes import predict_logits, recalibrate_batchnorm
 from train.runtime import resolve_device, seed_everything, setup_logging
 from train.schedules import Schedule
@@ -155,7 +156,7 @@ def train(args: TrainConfig) -> TrainResult:
                                 "input_size": size, "n_train": len(data.train), "n_val": len(data.val),
                                 "n_test": len(data.test)})
             tracker.log_dict(data.summary, "data_summary.json")
-        (out_dir / "data_summary.json").write_text(json.dumps(clean_json(data.summary), indent=2))
+        (out_dir / "data_summary.json").write_text(json.dumps(json_safe(data.summary), indent=2))
         (out_dir / "args.json").write_text(json.dumps(args.plain(), indent=2))
 
         def checkpoint(epoch: int, metrics: dict) -> dict:
@@ -163,8 +164,8 @@ def train(args: TrainConfig) -> TrainResult:
                     "model_kwargs": model_kwargs, "epoch": epoch, "optimizer": optimizer.state_dict(),
                     "scheduler": schedule.state_dict(), "scaler": scaler.state_dict(),
                     "best_auc": best_auc if math.isfinite(best_auc) else None, "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs, "temperature": 1.0, "metrics": clean_json(metrics),
-                    "training": training_info, "run_id": run_id or "", "history": clean_json(history)}
+                    "bad_epochs": bad_epochs, "temperature": 1.0, "metrics": json_safe(metrics),
+                    "training": training_info, "run_id": run_id or "", "history": json_safe(history)}
 
         last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
         stopped = "completed"
@@ -230,7 +231,7 @@ def train(args: TrainConfig) -> TrainResult:
                 stopped = "early_stopping"
                 log.info("no better validation AUC for %d epochs: stopping", bad_epochs)
                 break
-        (out_dir / "history.json").write_text(json.dumps(clean_json(history), indent=2))
+        (out_dir / "history.json").write_text(json.dumps(json_safe(history), indent=2))
         if not best_path.is_file():
             raise RuntimeError("no epoch finished: nothing to evaluate (raise --max-minutes or --epochs)")
 

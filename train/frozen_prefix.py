@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from analysis.report import json_safe
 from detectors.preprocess import check_crop, resize_rgb, to_tensor_batch
 from detectors.registry import build_model, detector_names, get_spec
 from train import augment as aug
@@ -40,7 +41,7 @@ from train.calibration import apply_temperature, fit_temperature
 from train.checkpoints import cpu_state, save_checkpoint
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
 from train.dataset import read_rgb
-from train.metrics import clean_json, compute_metrics, expected_calibration_error, roc_auc, source_groups
+from train.metrics import compute_metrics, expected_calibration_error, roc_auc, source_groups
 
 log = logging.getLogger("train.frozen_prefix")
 CHUNK = 128
@@ -279,7 +280,7 @@ def manifest_metrics(temperature: float, parts: dict[str, dict]) -> dict:
             out[f"{split}_{key}"] = cal[key]
         out[f"{split}_ece_before"], out[f"{split}_ece_after"] = part["ece_before"], part["ece_after"]
         out[f"{split}_auc_by_source"] = part["auc_by_source"]
-    return clean_json(out)
+    return json_safe(out)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -491,7 +492,7 @@ def run(args: argparse.Namespace) -> Path:
         probe = {"name": f"frozen ImageNet {args.name} features (global-pooled, {args.size} px face crops, clean "
                          f"training crops only) + logistic regression, C chosen on validation",
                  "command": "python -m train.frozen_prefix " + shlex.join(sys.argv[1:]), **probe}
-        (out_dir / "probe.json").write_text(json.dumps(clean_json(probe), indent=2))
+        (out_dir / "probe.json").write_text(json.dumps(json_safe(probe), indent=2))
         log.info("frozen probe: test AUC %.4f by source %s", probe["test_auc"], probe["test_auc_by_source"])
     fit = fit_suffix(split, sets["train"], sets["val"], args, out_dir, pair_reals)
     logits = {k: logits_of(split, sets[k]) for k in ("val", "test")}
@@ -509,7 +510,7 @@ def run(args: argparse.Namespace) -> Path:
                 "torch": str(torch.__version__)}
     ckpt = {"name": args.name, "model": cpu_state(split.model), "model_kwargs": dict(model.detector_kwargs),
             "input_size": args.size, "temperature": temperature, "epoch": fit["best_epoch"],
-            "metrics": manifest_metrics(temperature, metrics), "training": clean_json(training), "run_id": ""}
+            "metrics": manifest_metrics(temperature, metrics), "training": json_safe(training), "run_id": ""}
     if not args.no_mlflow:
         from train.tracking import Tracker
         tracker = Tracker()
@@ -520,12 +521,12 @@ def run(args: argparse.Namespace) -> Path:
                 tracker.log_metrics({"loss": entry["loss"], "val_auc": entry["val_auc"]}, step=entry["epoch"])
             tracker.log_metrics({k: v for k, v in ckpt["metrics"].items() if isinstance(v, float)})
             if probe:
-                tracker.log_dict(clean_json(probe), "probe.json")
+                tracker.log_dict(json_safe(probe), "probe.json")
             ckpt["run_id"] = tracker.run_id or ""
             tracker.end()
     best = out_dir / "best.pt"
     save_checkpoint(best, ckpt)
-    (out_dir / "metrics.json").write_text(json.dumps(clean_json({"metrics": metrics, "probe": probe}), indent=2))
+    (out_dir / "metrics.json").write_text(json.dumps(json_safe({"metrics": metrics, "probe": probe}), indent=2))
     log.info("test AUC %.4f by source %s", metrics["test"]["calibrated"]["auc"], metrics["test"]["auc_by_source"])
     return best
 

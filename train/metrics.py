@@ -12,7 +12,6 @@ import numpy as np
 
 from analysis.ensemble import verdict_for
 from analysis.report import FAKE, UNCERTAIN
-from analysis.report import json_safe as clean_json  # noqa: F401 - re-exported for train/ callers
 from analysis.settings import DEFAULT_BAND
 
 FPR_TARGETS = (0.01, 0.05, 0.10)

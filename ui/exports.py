@@ -8,16 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from analysis.report import json_safe
 from visualization.html_report import ReportPictures, render_html_report
 
 
 def report_json(report: Any) -> bytes:
     data = report.to_dict() if hasattr(report, "to_dict") else dict(report)
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+    return json.dumps(json_safe(data), indent=2, ensure_ascii=False).encode("utf-8")
 
 
 def reports_json(reports: list[Any]) -> bytes:
-    return json.dumps([r.to_dict() for r in reports], indent=2, ensure_ascii=False, default=str).encode("utf-8")
+    return json.dumps(json_safe([r.to_dict() for r in reports]), indent=2, ensure_ascii=False).encode("utf-8")
 
 
 def report_html(report: Any, picture: np.ndarray | None = None, crops: list[np.ndarray] | None = None,

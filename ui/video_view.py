@@ -6,6 +6,7 @@ from typing import Sequence
 
 import streamlit as st
 
+from analysis.report import report_failed
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD
 from video.engine import Rescored
 from video.report import person_label
@@ -81,7 +82,7 @@ def render_video_view(view: VideoView, rerun: Sequence[str] = (), live: bool = F
         st.error(f"**{view.name}** was not scored: no detector weights are loaded. The notice at the top of the "
                  "page and the Models page say how to add them.")
         return
-    if report.error and not frames:
+    if report_failed(report):
         st.error(f"**{view.name}** could not be analysed: {report.error}")
         if report.quality:
             quality_panel(report.quality)

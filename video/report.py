@@ -19,8 +19,7 @@ from analysis import __version__
 from analysis.audio.fusion import FusionResult
 from analysis.audio.report import AudioResult
 from analysis.provenance import Provenance
-from analysis.report import FaceResult, utc_now
-from analysis.report import json_safe as _jsonable
+from analysis.report import FaceResult, json_safe, utc_now
 
 _NO_JSON = {"json": False}
 
@@ -65,7 +64,7 @@ class FrameFace(FaceResult):
     crop_jpeg: bytes | None = field(default=None, repr=False, compare=False, metadata=_NO_JSON)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self)
+        return json_safe(self)
 
     def crop_rgb(self) -> np.ndarray | None:
         """The face crop (square, margin included, at most VideoOptions.crop_side pixels)."""
@@ -89,7 +88,7 @@ class FrameResult:
     thumb_scale: float = field(default=1.0, metadata=_NO_JSON)   # thumbnail pixels per original pixel
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self)
+        return json_safe(self)
 
     def thumbnail_rgb(self) -> np.ndarray | None:
         """The downscaled frame; face boxes are in original pixels: multiply them by `thumb_scale`."""
@@ -124,7 +123,7 @@ class TrackResult:
     votes: dict[str, int] = field(default_factory=dict)   # each detector's verdict on its mean over the track
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self)
+        return json_safe(self)
 
 
 @dataclass
@@ -160,7 +159,7 @@ class VideoReport:
     version: str = __version__          # of the app that made the report
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(self)
+        return json_safe(self)
 
     @property
     def width(self) -> int | None:
