@@ -1,6 +1,7 @@
 """The whole video pipeline on generated clips with the tiny random-weight detectors."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -220,19 +221,8 @@ def test_stream_breaking_halfway_keeps_the_frames_before(tmp_path, analyzer):
 
 def test_zero_fps_metadata(tmp_path, analyzer, monkeypatch):
     path = write_clip(tmp_path / "clip.avi", numbered_frames(30), fps=10, fourcc="MJPG")
-    real_open = decode._open_cv
-
-    class ZeroFps:
-        def __init__(self, cap):
-            self.cap = cap
-
-        def get(self, prop):
-            return 0.0 if prop == decode.cv2.CAP_PROP_FPS else self.cap.get(prop)
-
-        def __getattr__(self, name):
-            return getattr(self.cap, name)
-
-    monkeypatch.setattr(decode, "_open_cv", lambda p: ZeroFps(real_open(p)) if real_open(p) else None)
+    real_demux = decode._demux   # the container says 0 fps
+    monkeypatch.setattr(decode, "_demux", lambda p, size: dataclasses.replace(real_demux(p, size), rate=0.0))
     report = analyze_video(path, analyzer, options=VideoOptions(rate=2.0))
     assert report.error is None and report.metadata["fps"] == 10.0 and report.metadata["fps_reported"] == 0.0
     assert [f.index for f in report.frames] == [0, 5, 10, 15, 20, 25]

@@ -4,7 +4,7 @@ The container's frame count and rate are hints, not facts. `probe_video` demuxes
 ~10 ms per MB) to count the frames, read their real presentation times (variable frame rate included) and find
 the keyframes. Readers then decode sampled frames by index: skipped frames are only grabbed (decoded, never
 converted to RGB), and the reader seeks when a keyframe lies far enough ahead, which skips decoding altogether.
-OpenCV decodes; PyAV takes over for files OpenCV cannot open.
+PyAV demuxes and decodes.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import cv2
+import av
 import numpy as np
 
 from analysis.errors import MediaError
@@ -38,11 +38,11 @@ class StreamBroken(MediaError):
 @dataclass
 class VideoInfo:
     path: str
-    backend: str                       # "opencv" or "pyav": what decodes the frames
+    backend: str                       # what decodes the frames: "pyav"
     width: int
     height: int
     fps: float                         # verified: measured from the frames' timestamps when there are any
-    fps_reported: float | None         # what the container / OpenCV said
+    fps_reported: float | None         # what the container said
     frame_count: int                   # verified: packets counted (or frames decoded)
     frame_count_reported: int | None
     duration: float                    # seconds, first frame to the end of the last one
@@ -51,7 +51,7 @@ class VideoInfo:
     size_bytes: int
     bitrate_estimate: int | None = None  # file size * 8 / duration (what the container's figure should be near)
     vfr: bool = False                  # frame intervals vary
-    timestamps: str = "pts"            # "pts" (real), "decoded" (counted by decoding), "assumed" (index / fps)
+    timestamps: str = "pts"            # "pts" (real) or "assumed" (index / fps)
     notes: list[str] = field(default_factory=list)
     damaged: str | None = None         # why the file is known to be incomplete: frames it declares are missing
     sha256: str | None = None
@@ -111,8 +111,6 @@ class _Packets:
 
 
 def _demux(path: Path, size: int) -> _Packets:
-    import av
-
     with av.open(str(path), metadata_errors="ignore") as container:
         if not container.streams.video:
             raise MediaError("the file has no video stream")
@@ -158,25 +156,8 @@ def _demux(path: Path, size: int) -> _Packets:
                         beyond_eof=beyond, error=error, declared=int(stream.frames or 0))
 
 
-def _fourcc(cap: cv2.VideoCapture) -> str | None:
-    code = int(cap.get(cv2.CAP_PROP_FOURCC) or 0)
-    text = "".join(chr((code >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00 ").lower()
-    return text if text.isprintable() and text else None
-
-
-def _open_cv(path: Path) -> cv2.VideoCapture | None:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    if not cap.isOpened():
-        cap.release()
-        cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        return None
-    return cap
-
-
-def _pyav_first_frame(path: Path) -> tuple[int, int] | None:
-    import av
+def _first_frame(path: Path) -> tuple[int, int] | None:
+    """The size of the first decodable frame; None when no frame decodes."""
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             for frame in container.decode(video=0):
@@ -184,17 +165,6 @@ def _pyav_first_frame(path: Path) -> tuple[int, int] | None:
     except (av.error.FFmpegError, OSError, IndexError, StopIteration):
         return None
     return None
-
-
-def _decode_timeline(cap: cv2.VideoCapture) -> tuple[np.ndarray, str | None]:
-    """Counts frames by grabbing them all (decode, no colour conversion): for files without packet timestamps."""
-    times: list[float] = []
-    try:
-        while cap.grab():
-            times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
-    except cv2.error as exc:
-        return np.asarray(times), _one_line(exc)
-    return np.asarray(times, dtype=np.float64), None
 
 
 def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
@@ -218,27 +188,8 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
     except Exception as exc:  # noqa: BLE001 - any FFmpeg/PyAV failure means "not a readable container"
         demux_error = _one_line(exc)
 
-    cap = _open_cv(path)
-    backend = None
-    reported_fps = reported_count = None
-    width = height = 0
-    codec = packets.codec if packets else None
-    if cap is not None:
-        reported_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        reported_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-        ok = cap.grab()
-        if ok:
-            backend = "opencv"
-        codec = codec or _fourcc(cap)
-    if backend is None and packets is not None:
-        first = _pyav_first_frame(path)
-        if first is not None:
-            backend = "pyav"
-            width, height = first
-    if backend is None:
-        if cap is not None:
-            cap.release()
+    first = _first_frame(path) if packets is not None else None
+    if packets is None or first is None:
         if packets is not None and len(packets.pts) == 0:
             raise MediaError("the video has no frames")
         if packets is not None and packets.beyond_eof:
@@ -247,10 +198,10 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
         raise MediaError("not a readable video" + (f" ({reason})" if reason else "")
                          + (": the file may be truncated or not a video at all" if not reason or
                             "invalid data" in reason.lower() else ""))
-    if packets is not None:
-        width, height = width or packets.width, height or packets.height
-    fps_hint = reported_fps if _sane_fps(reported_fps) else (packets.rate if packets and _sane_fps(packets.rate)
-                                                                else None)
+    width, height = first[0] or packets.width, first[1] or packets.height
+    reported_fps = packets.rate
+    reported_count = packets.declared or None
+    fps_hint = reported_fps if _sane_fps(reported_fps) else None
     if reported_fps is not None and not _sane_fps(reported_fps):
         notes.append(f"metadata frame rate is {reported_fps:g}: measured from the frames instead")
 
@@ -258,31 +209,16 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
     times: np.ndarray
     raw_pts = None
     time_base = None
-    keyframes = np.zeros(0, dtype=np.int64)
-    if packets is not None and len(packets.pts) > 0 and packets.time_base > 0:
+    keyframes = packets.keyframes
+    if len(packets.pts) > 0 and packets.time_base > 0:
         raw_pts = packets.pts
         time_base = packets.time_base
         times = (raw_pts - raw_pts[0]).astype(np.float64) * packets.time_base
-        keyframes = packets.keyframes
         if packets.error:
             notes.append(f"container damaged after {len(raw_pts)} frames ({packets.error})")
-    else:
-        # no usable packet timestamps: count by decoding, with whatever times the decoder reports
-        counter = _open_cv(path) if backend == "opencv" else None
-        if counter is not None:
-            times, err = _decode_timeline(counter)
-            counter.release()
-            times = times - times[0] if len(times) else times
-            timestamps = "decoded"
-            if err:
-                notes.append(f"decoding stopped early ({err})")
-        else:
-            times = np.arange(len(packets.pts) if packets else 0, dtype=np.float64)
-            timestamps = "assumed"
-        if packets is not None:
-            keyframes = packets.keyframes
-    if cap is not None:
-        cap.release()
+    else:   # no packet timestamps: the packets are counted, their times assumed from the rate
+        times = np.arange(len(packets.pts), dtype=np.float64)
+        timestamps = "assumed"
 
     count = int(len(times))
     if count == 0:
@@ -321,22 +257,21 @@ def probe_video(path: str | Path, *, hash_file: bool = True) -> VideoInfo:
     if count >= 2 and timestamps != "assumed":
         frame_time = float(np.median(np.diff(times))) or frame_time
     duration = float(times[-1] - times[0]) + frame_time
-    bitrate = packets.bitrate if packets else None
+    bitrate = packets.bitrate
     estimate = int(size * 8 / duration) if duration > 0 else None
     if bitrate is None or bitrate <= 0:
         bitrate = estimate
     damaged = None
-    if packets is not None and packets.declared > count + max(2, 0.01 * count):
+    if packets.declared > count + max(2, 0.01 * count):
         damaged = (f"the file is truncated or damaged: {count} of the {packets.declared} frames it declares "
                    f"can be read")
-    elif packets is not None and packets.beyond_eof:
+    elif packets.beyond_eof:
         damaged = f"the file is truncated: the data of {packets.beyond_eof} frames is missing"
     if len(keyframes) == 0:
         keyframes = np.zeros(1, dtype=np.int64)  # the first frame always starts decoding
     return VideoInfo(
-        path=str(path), backend=backend, width=width, height=height, fps=float(fps),
-        fps_reported=reported_fps if reported_fps is not None else (packets.rate if packets else None),
-        frame_count=count, frame_count_reported=reported_count, duration=duration, codec=codec,
+        path=str(path), backend="pyav", width=width, height=height, fps=float(fps), fps_reported=reported_fps,
+        frame_count=count, frame_count_reported=reported_count, duration=duration, codec=packets.codec,
         bitrate=bitrate, size_bytes=size, bitrate_estimate=estimate, vfr=vfr, timestamps=timestamps, notes=notes, damaged=damaged,
         sha256=file_sha256(path) if hash_file else None, times=times, pts=raw_pts, time_base=time_base,
         keyframes=keyframes,
@@ -355,69 +290,6 @@ def _seek_target(keyframes: np.ndarray, pos: int, index: int) -> int | None:
     return key if key - pos > SEEK_OVERHEAD_FRAMES else None
 
 
-class OpenCVReader:
-    """Decodes frames `indices` (sorted) with OpenCV: grab() for skipped frames, seeks across keyframes."""
-
-    def __init__(self, info: VideoInfo, *, seek: bool = True) -> None:
-        self.info = info
-        self.seek = seek and not info.vfr and info.timestamps == "pts"
-        self.seeks = 0
-        self.grabs = 0
-
-    def _open(self) -> cv2.VideoCapture:
-        cap = _open_cv(Path(self.info.path))
-        if cap is None:
-            raise MediaError("the video could not be reopened for decoding")
-        return cap
-
-    def frames(self, indices: list[int], stop: threading.Event | None = None) -> Iterator[DecodedFrame]:
-        info = self.info
-        cap = self._open()
-        pos = 0                 # index of the frame the next grab() returns
-        tolerance = 0.5 / max(info.fps, 1e-6)
-        try:
-            for index in indices:
-                if stop is not None and stop.is_set():
-                    return
-                if self.seek and _seek_target(info.keyframes, pos, index) is not None:
-                    cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-                    self.seeks += 1
-                    pos = index
-                while pos < index:
-                    if stop is not None and stop.is_set():
-                        return
-                    if not cap.grab():
-                        raise self._broken(pos, index)
-                    self.grabs += 1
-                    pos += 1
-                if not cap.grab():
-                    raise self._broken(pos, index)
-                ok, bgr = cap.retrieve()
-                if not ok or bgr is None:
-                    raise self._broken(pos, index)
-                pos += 1
-                decoded_ms = cap.get(cv2.CAP_PROP_POS_MSEC)
-                time = float(info.times[index]) if index < len(info.times) else decoded_ms / 1000.0
-                if self.seeks and info.timestamps == "pts" and abs(decoded_ms / 1000.0 - time) > tolerance \
-                        and decoded_ms > 0:
-                    # the seek landed elsewhere (odd container): decode from the start without seeking
-                    cap.release()
-                    self.seek = False
-                    self.info.notes.append("seeking is inexact in this file: frames are decoded in order")
-                    yield from OpenCVReader(info, seek=False).frames([i for i in indices if i >= index], stop)
-                    return
-                yield DecodedFrame(index=index, time=time, rgb=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        except cv2.error as exc:
-            raise StreamBroken(f"the video stream broke at frame {pos} ({_one_line(exc)})", pos) from None
-        finally:
-            cap.release()
-
-    def _broken(self, pos: int, index: int) -> StreamBroken:
-        t = self.info.times[pos] if pos < len(self.info.times) else pos / self.info.fps
-        return StreamBroken(f"the video stream broke at frame {pos} of {self.info.frame_count} ({t:.2f} s): "
-                            f"the file is truncated or corrupt", pos)
-
-
 class PyAVReader:
     """Decodes frames `indices` (sorted) with PyAV; frames are matched by pts, so variable frame rate is exact."""
 
@@ -428,8 +300,6 @@ class PyAVReader:
         self.grabs = 0
 
     def frames(self, indices: list[int], stop: threading.Event | None = None) -> Iterator[DecodedFrame]:
-        import av
-
         info = self.info
         index_of = {int(p): i for i, p in enumerate(info.pts)} if info.pts is not None else {}
         wanted = list(indices)
@@ -469,8 +339,5 @@ class PyAVReader:
             raise StreamBroken(f"the video stream broke at frame {pos} ({_one_line(exc)})", pos) from None
 
 
-READERS = {"opencv": OpenCVReader, "pyav": PyAVReader}
-
-
-def open_reader(info: VideoInfo, *, seek: bool = True) -> OpenCVReader | PyAVReader:
-    return READERS[info.backend](info, seek=seek)
+def open_reader(info: VideoInfo, *, seek: bool = True) -> PyAVReader:
+    return PyAVReader(info, seek=seek)
