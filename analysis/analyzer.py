@@ -20,6 +20,7 @@ from detectors.artifacts import LoadedDetector, default_models_dir, load_detecto
 from detectors.gate import GATE_FLOOR, GateDecision, gate_decision
 from detectors.registry import detector_names, get_spec
 
+from .batching import DEFAULT_MAX_CROPS, CropBatcher
 from .ensemble import STRATEGIES, EnsembleResult, combine, verdict_for
 from .errors import MediaError
 from .faces import Face, FaceFinder, square_crop
@@ -93,10 +94,14 @@ class Decision:
 
 class Analyzer:
     def __init__(self, models_dir: str | Path | None = None, names: list[str] | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", batch_crops: int = DEFAULT_MAX_CROPS) -> None:
         self.models_dir = Path(models_dir) if models_dir is not None else default_models_dir()
         self.device = device
         self.detectors, self.load_errors = load_detectors(self.models_dir, names)
+        # concurrent callers' crops share one pass per detector (analysis.batching); < 1: every call alone
+        self.batch_crops = batch_crops
+        self.batchers: dict[str, CropBatcher] = {}
+        self._batchers_lock = threading.Lock()
         self.weights = {n: model_weight(d) for n, d in self.detectors.items()}
         self.gate_floor = GATE_FLOOR
         self.gate: dict[str, GateDecision] = {n: gate_decision(d.manifest.to_dict(), self.gate_floor)
@@ -249,10 +254,21 @@ class Analyzer:
         return {n: self.load_errors[n] for n in wanted if n in self.load_errors}
 
     def score_crops(self, crops: list[np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-        """Raw logits (N,) per detector; each detector scores all crops in one batched pass."""
+        """Raw logits (N,) per detector; each detector scores all crops in one batched pass, shared with the crops
+        of other threads scoring at the same time (`CropBatcher`)."""
         if not crops:
             return {n: np.zeros(0, dtype=np.float32) for n in names}
-        return {n: np.asarray(self.detectors[n].logits(crops), dtype=np.float32) for n in names}
+        return {n: self._batcher(n).logits(crops) for n in names}
+
+    def _batcher(self, name: str) -> CropBatcher:
+        with self._batchers_lock:
+            batcher = self.batchers.get(name)
+            if batcher is None:
+                if name not in self.detectors:
+                    raise KeyError(name)   # a detector that is not loaded, as before
+                batcher = self.batchers[name] = CropBatcher(lambda crops: self.detectors[name].logits(crops),
+                                                            self.batch_crops)
+            return batcher
 
     def face_results(self, faces: list[Face], logits: dict[str, np.ndarray],
                      settings: AnalysisSettings) -> list[FaceResult]:

@@ -114,7 +114,8 @@ class ApiState:
             torch.set_num_threads(int(self.config.torch_threads))
         if self.analyzer is None:
             from analysis.analyzer import Analyzer
-            self.analyzer = await run_in_threadpool(Analyzer, self.config.models_dir, self.config.detector_names)
+            self.analyzer = await run_in_threadpool(Analyzer, self.config.models_dir, self.config.detector_names,
+                                                    batch_crops=self.config.batch_crops)
         for name, why in getattr(self.analyzer, "load_errors", {}).items():
             log.warning("detector %s not loaded: %s", name, why)
         parent = self.config.temp_dir

@@ -38,9 +38,11 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--max-video-seconds", type=float, default=None, help="longest video accepted")
     p.add_argument("--max-video-frames", type=int, default=None, help="most frames a video file may have")
     p.add_argument("--max-frames", type=int, default=None, help="most frames one analysis may sample")
-    p.add_argument("--max-concurrent", type=int, default=None, help="analyses running at once (default 1)")
-    p.add_argument("--max-waiting", type=int, default=None, help="requests queued for a slot before 429")
-    p.add_argument("--queue-timeout", type=float, default=None, help="seconds a request waits for a slot")
+    p.add_argument("--max-concurrent", type=int, default=None, help="analyses running at once (default 4)")
+    p.add_argument("--max-waiting", type=int, default=None, help="requests queued for a slot before 429 (default 64)")
+    p.add_argument("--queue-timeout", type=float, default=None, help="seconds a request waits for a slot (120)")
+    p.add_argument("--batch-crops", type=int, default=None,
+                   help="most face crops of concurrent requests scored in one pass per detector (64; 0: no merging)")
     p.add_argument("--max-jobs", type=int, default=None, help="jobs held in memory")
     p.add_argument("--job-ttl", type=float, default=None, help="seconds a finished job is kept")
     p.add_argument("--torch-threads", type=int, default=None, help="torch intra-op threads")
@@ -57,6 +59,7 @@ def config_from_args(args: argparse.Namespace) -> ApiConfig:
         max_pixels=args.max_pixels, max_video_seconds=args.max_video_seconds,
         max_video_frames=args.max_video_frames, max_frames=args.max_frames,
         max_concurrent=args.max_concurrent, max_waiting=args.max_waiting, queue_timeout_s=args.queue_timeout,
+        batch_crops=getattr(args, "batch_crops", None),
         max_jobs=args.max_jobs, job_ttl_s=args.job_ttl, torch_threads=args.torch_threads)
 
 

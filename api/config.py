@@ -28,9 +28,12 @@ class ApiConfig:
     max_video_seconds: float = 600.0      # longer videos are refused
     max_video_frames: int = 54_000        # frames in the file (30 min at 30 fps)
     max_frames: int = 128                 # most frames one analysis may sample (the `frames` parameter)
-    max_concurrent: int = 1               # analyses running at once (each one uses every torch thread)
-    max_waiting: int = 8                  # requests waiting for a slot; one more gets 429 at once
-    queue_timeout_s: float = 30.0         # a request waits at most this long for a slot, then 429
+    # analyses running at once: their face detections take turns, and their faces are scored together, one
+    # batched pass per detector (analysis.batching), so a few at once raise throughput without oversubscribing
+    max_concurrent: int = 4
+    max_waiting: int = 64                 # requests waiting for a slot; one more gets 429 at once
+    queue_timeout_s: float = 120.0        # a request waits at most this long for a slot, then 429
+    batch_crops: int = 64                 # most face crops in one shared detector pass; 0: no merging
     retry_after_s: int = 5                # Retry-After header of a 429
     max_jobs: int = 64                    # jobs kept in memory (queued, running and finished)
     job_ttl_s: float = 3600.0             # finished jobs are forgotten after this
@@ -47,8 +50,8 @@ class ApiConfig:
         for name in ("max_video_seconds", "queue_timeout_s", "job_ttl_s"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_waiting < 0 or self.retry_after_s < 0:
-            raise ValueError("max_waiting and retry_after_s cannot be negative")
+        if self.max_waiting < 0 or self.retry_after_s < 0 or self.batch_crops < 0:
+            raise ValueError("max_waiting, retry_after_s and batch_crops cannot be negative")
 
     @property
     def detector_names(self) -> list[str] | None:

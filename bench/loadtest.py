@@ -111,6 +111,8 @@ class ServerProcess:
             cmd += ["--models-dir", args.models_dir]
         if args.torch_threads:
             cmd += ["--torch-threads", str(args.torch_threads)]
+        if getattr(args, "batch_crops", None) is not None:
+            cmd += ["--batch-crops", str(args.batch_crops)]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.torch_threads or os.environ.get("OMP_NUM_THREADS", 2))}
         env.pop("DEEPFAKE_API_KEY", None)
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -228,6 +230,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-waiting", type=int, default=64, help="server: requests queued for a slot")
     p.add_argument("--queue-timeout", type=float, default=300, help="server: seconds a request may wait")
     p.add_argument("--torch-threads", type=int, default=None, help="server: torch threads (and OMP_NUM_THREADS)")
+    p.add_argument("--batch-crops", type=int, default=None, help="server: most crops in one merged pass (0: off)")
     p.add_argument("--request-timeout", type=float, default=600, help="client timeout per request")
     p.add_argument("--ready-timeout", type=float, default=600, help="seconds to wait for the server to load")
     p.add_argument("--out", default=None, help="write the results as JSON here too")
