@@ -89,6 +89,17 @@ def test_ensemble_summary_with_baseline_operating_point_clips_and_calibration(ti
     assert any(line.startswith("| sdfd |") and line.endswith("| 0.700 |") for line in card.splitlines())
     assert "| **all** |" in card and "0.857" in card
 
+    # a detector's own probe (NAME=PATH) beside that detector only, and as one more row of the summary
+    own = {**baseline, "name": "frozen ImageNet Lite2 features + logistic regression",
+           "test_auc_by_source": {"dfdc": 0.66, "ffhq_stylegan2": 0.84, "sdfd": 0.9}, "test_auc": 0.69}
+    (tmp_path / "lite2.json").write_text(json.dumps(own))
+    assert main(["--models", str(models), "--eval", str(tmp_path / "report.json"), "--baseline",
+                 str(tmp_path / "probe.json"), "--baseline", f"swin={tmp_path / 'lite2.json'}"]) == 0
+    assert "Lite2" in (models / "swin" / "MODEL_CARD.md").read_text()
+    assert "Lite2" not in (models / "xception" / "MODEL_CARD.md").read_text()
+    rows = [line for line in (models / "ENSEMBLE.md").read_text().splitlines() if line.startswith("| baseline:")]
+    assert len(rows) == 2 and "0.690" in rows[1]
+
     # without a baseline: no baseline row, no baseline column
     (models / "ensemble.json").unlink()
     assert main(["--models", str(models), "--eval", str(tmp_path / "report.json")]) == 0

@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from dataclasses import dataclass, field
 
@@ -124,6 +124,20 @@ def read_baseline(path: str | Path) -> Baseline:
     return Baseline(name=name.strip(), command=command.strip(),
                     test_auc_by_source={k: float(v) for k, v in by_source.items()},
                     test_auc=None if total is None else float(total))
+
+
+def read_baselines(items: Sequence[str]) -> tuple[Baseline | None, dict[str, Baseline]]:
+    """`--baseline` values: PATH (every detector's, at most one) and NAME=PATH (one detector's)."""
+    default, own = None, {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if sep and name in detector_names():
+            own[name] = read_baseline(path)
+        elif default is not None:
+            raise CardError(f"--baseline {item}: a second baseline for every detector; use NAME=PATH")
+        else:
+            default = read_baseline(item)
+    return default, own
 
 
 def _fmt(v: Any) -> str:
@@ -237,11 +251,13 @@ def _ece(report: dict[str, Any], name: str, items: dict[str, Any]) -> str:
     return _fmt(items.get("ece"))
 
 
-def ensemble_section(report: dict[str, Any], command: str, baseline: Baseline | None = None) -> str:
-    """A table of every scorer (detectors, the ensemble, the baseline) from a train/evaluate.py report."""
+def ensemble_section(report: dict[str, Any], command: str,
+                     baselines: Baseline | Sequence[Baseline] | None = None) -> str:
+    """A table of every scorer (detectors, the ensemble, the baselines) from a train/evaluate.py report."""
     models = report.get("models") or {}
+    baselines = [baselines] if isinstance(baselines, Baseline) else list(baselines or [])
     sources = {src for entry in models.values() for src in (entry.get("by_source") or {})}
-    if baseline is not None:
+    for baseline in baselines:
         sources |= set(baseline.test_auc_by_source)
     sources = sorted(sources)
     head = "| scorer | n | AUC | accuracy | log loss | calibration (ECE before → after) |" + \
@@ -256,10 +272,11 @@ def ensemble_section(report: dict[str, Any], command: str, baseline: Baseline | 
         lines.append(f"| {name} | {m.get('n')} | {_fmt(m.get('auc'))} | {_fmt(m.get('accuracy'))} | "
                      f"{_fmt(m.get('log_loss'))} | {_ece(report, name, m)} | " + "".join(c + " | " for c in cells) +
                      f"{_fmt((entry.get('videos') or {}).get('auc'))} |")
-    if baseline is not None:
+    for baseline in baselines:
         cells = [_fmt(baseline.test_auc_by_source.get(s)) for s in sources]
         lines.append(f"| baseline: {baseline.name} | – | {_fmt(baseline.test_auc)} | – | – | – | " +
                      "".join(c + " | " for c in cells) + "– |")
+    for baseline in baselines:
         lines += ["", _baseline_note(baseline) + " Its AUCs are on its own test split of the same sources."]
     calibrated = report.get("calibration") or {}
     if calibrated:
@@ -331,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-command", default="python -m train.evaluate --models converted_models "
                    "--data data_cache/shared/index.csv --split test --ensemble weighted",
                    help="the command that produced --eval, quoted in the summary")
-    p.add_argument("--baseline", type=Path, default=None,
-                   help="frozen-probe result JSON shown beside each detector (e.g. reports/probe/probe.json)")
+    p.add_argument("--baseline", action="append", default=[], metavar="[NAME=]PATH",
+                   help="frozen-probe result JSON shown beside each detector (e.g. reports/probe.json); "
+                        "NAME=PATH: beside detector NAME only (its own ImageNet trunk's probe); repeatable")
     p.add_argument("--operating-point", type=Path, default=None,
                    help="ensemble.json to describe (default: <models>/ensemble.json when there is one)")
     p.add_argument("--clips-eval", type=Path, default=None,
@@ -340,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notes", type=Path, default=None, help="markdown appended to the summary (e.g. photo results)")
     args = p.parse_args(argv)
     try:
-        baseline = read_baseline(args.baseline) if args.baseline else None
+        default, own = read_baselines(args.baseline)
         op = (read_operating_point(args.operating_point) if args.operating_point
               else load_operating_point(args.models))
         clips_report = _read_report(args.clips_eval) if args.clips_eval else None
@@ -351,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in detector_names():
         folder = args.models / name
         if (folder / "manifest.json").is_file():
-            (folder / "MODEL_CARD.md").write_text(model_card(folder, baseline))
+            (folder / "MODEL_CARD.md").write_text(model_card(folder, own.get(name, default)))
             written.append(name)
     print(f"model cards written for: {', '.join(written) or 'none'}")
     if args.eval and args.eval.is_file():
@@ -361,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         text = "# The shipped detectors and their ensemble: held-out results\n\n" + \
-            ensemble_section(summary, args.eval_command, baseline)
+            ensemble_section(summary, args.eval_command, [b for b in [default, *own.values()] if b is not None])
         if op is not None:
             text += "\n" + operating_point_section(op, summary)
         clips = clips_section(clips_report if clips_report is not None else summary)
