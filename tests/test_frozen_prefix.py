@@ -156,3 +156,22 @@ def test_a_hybrid_on_a_lite2_trunk_records_the_variant_and_converts(tmp_path):
 def test_a_bad_model_kwarg_is_one_line(bad):
     with pytest.raises(SystemExit, match="KEY=JSON"):
         fp.parse_model_kwargs([bad])
+
+
+def test_the_probe_of_a_hybrid_sees_only_its_imagenet_trunk(tmp_path):
+    """The baseline of a hybrid is its ImageNet trunk's pooled features, not its freshly initialised Transformer."""
+    model = build_model("cnn_transformer", input_size=64, trunk_variant=2).eval()
+    split = fp.split_model(model, "backbone.blocks.3")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = split.probe_features(split.forward_prefix(x))
+        assert torch.allclose(feats, model.backbone(x).mean(dim=(2, 3)), atol=1e-5)
+    assert feats.shape == (2, 120)
+    data = write_dataset(tmp_path / "tex", "splits", n=16, size=64)
+    argv = ["--name", "cnn_transformer", "--data", str(data), "--size", "64", "--cut", "backbone.blocks.3",
+            "--model-kwarg", "trunk_variant=2", "--sbi", "2", "--probe-only", "--no-mlflow", "--threads", "1",
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    out = fp.run(fp.build_parser().parse_args(argv))
+    probe = json.loads(out.read_text())
+    assert "efficientnet_lite2 trunk" in probe["name"] and 0.0 <= probe["test_auc"] <= 1.0
+    assert not (tmp_path / "run" / "best.pt").exists()

@@ -68,6 +68,10 @@ class PrefixSplit:
         """Freshly initialised parameters (trained at a higher learning rate)."""
         raise NotImplementedError
 
+    def probe_features(self, features: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        """The ImageNet part's pooled features of cached prefix outputs: what the frozen-feature baseline sees."""
+        raise NotImplementedError
+
     def trainable(self) -> list[nn.Parameter]:
         frozen = {id(p) for m in self.frozen for p in m.parameters()}
         return [p for p in self.model.parameters() if id(p) not in frozen]
@@ -110,6 +114,9 @@ class ChildrenSplit(PrefixSplit):
     def head_parameters(self) -> list[nn.Parameter]:
         return list(self.model.get_classifier().parameters())
 
+    def probe_features(self, features: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_suffix(features, pre_logits=True)   # every layer up to the head is ImageNet's
+
 
 class TrunkSplit(PrefixSplit):
     """Cut inside a hybrid's EfficientNet-Lite trunk (`backbone.blocks.K` or `rgb.blocks.K`: stem and stages
@@ -150,6 +157,12 @@ class TrunkSplit(PrefixSplit):
     def head_parameters(self) -> list[nn.Parameter]:
         trunk = {id(p) for p in self.trunk.parameters()}
         return [p for p in self.model.parameters() if id(p) not in trunk]
+
+    def probe_features(self, features: torch.Tensor, pixels: torch.Tensor | None = None) -> torch.Tensor:
+        x = features   # the rest of the ImageNet trunk, pooled: not the freshly initialised tokens and head
+        for module in self.rest:
+            x = module(x)
+        return x.mean(dim=(2, 3))
 
 
 def split_model(model: nn.Module, cut: str) -> PrefixSplit:
@@ -293,13 +306,16 @@ def _weights(labels: np.ndarray, sources: Sequence[str], power: float) -> np.nda
 
 
 def logits_of(split: PrefixSplit, data: FeatureSet, batch: int = 128, pre_logits: bool = False) -> np.ndarray:
+    """The suffix's logits of every row, or with `pre_logits` the probe's features (PrefixSplit.probe_features)."""
     split.model.eval()
     out = []
     with torch.inference_mode():
         for lo in range(0, len(data.labels), batch):
             x, px = data.batch(slice(lo, lo + batch))
-            y = split.forward_suffix(x, pre_logits=pre_logits, pixels=px)
-            out.append(y.reshape(len(x), -1).numpy() if pre_logits else y.reshape(-1).numpy())
+            if pre_logits:
+                out.append(split.probe_features(x, pixels=px).reshape(len(x), -1).numpy())
+            else:
+                out.append(split.forward_suffix(x, pixels=px).reshape(-1).numpy())
     return np.concatenate(out).astype(np.float64)
 
 
@@ -419,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-dropout", type=float, default=0.1)
     p.add_argument("--label-smoothing", type=float, default=0.05)
     p.add_argument("--probe", action="store_true", help="also fit the frozen-feature baseline and save probe.json")
+    p.add_argument("--probe-only", action="store_true", help="fit the baseline, save probe.json and stop")
     p.add_argument("--cache", default="data_cache/features", help="feature cache root")
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
@@ -487,13 +504,16 @@ def run(args: argparse.Namespace) -> Path:
         rows = [(i, "clean", s.label) for i, s in enumerate(parts[name])]
         sets[name] = _feature_set(split, parts[name], rows, key_dir, name, args.size, spec, args.seed)
     probe = None
-    if args.probe:
+    if args.probe or args.probe_only:
         probe = frozen_probe(split, sets, pair_reals, args.seed)
-        probe = {"name": f"frozen ImageNet {args.name} features (global-pooled, {args.size} px face crops, clean "
+        trunk = f"efficientnet_lite{split.trunk.variant} trunk" if isinstance(split, TrunkSplit) else args.name
+        probe = {"name": f"frozen ImageNet {trunk} features (global-pooled, {args.size} px face crops, clean "
                          f"training crops only) + logistic regression, C chosen on validation",
                  "command": "python -m train.frozen_prefix " + shlex.join(sys.argv[1:]), **probe}
         (out_dir / "probe.json").write_text(json.dumps(json_safe(probe), indent=2))
         log.info("frozen probe: test AUC %.4f by source %s", probe["test_auc"], probe["test_auc_by_source"])
+        if args.probe_only:
+            return out_dir / "probe.json"
     fit = fit_suffix(split, sets["train"], sets["val"], args, out_dir, pair_reals)
     logits = {k: logits_of(split, sets[k]) for k in ("val", "test")}
     temperature = float(fit_temperature(logits["val"], sets["val"].labels))
@@ -534,7 +554,7 @@ def run(args: argparse.Namespace) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     args = build_parser().parse_args(argv)
-    print(f"checkpoint: {run(args)}")
+    print(f"{'probe' if args.probe_only else 'checkpoint'}: {run(args)}")
     return 0
 
 
