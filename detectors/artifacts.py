@@ -13,9 +13,7 @@ import json
 import math
 import os
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -367,8 +365,7 @@ def load_verified(folder: str | Path, expected_name: str | None, modality: str, 
                             f"(expected {' or '.join(WEIGHTS_DTYPES)})")
     state = _read_weights(folder, manifest)
     try:
-        with _parameters_on_meta():   # no random initialisation the weights would overwrite
-            model = build_fn(manifest.name, **manifest.model_kwargs)
+        model = build_fn(manifest.name, **manifest.model_kwargs)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder}: cannot build {manifest.name} with model_kwargs {manifest.model_kwargs}: "
                             f"{str(exc).splitlines()[0]}") from None
@@ -378,39 +375,8 @@ def load_verified(folder: str | Path, expected_name: str | None, modality: str, 
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)   # the upcast tensors become the parameters: one copy
     del state
-    for module in model.modules():   # buffers computed from parameters at build time (timm's swin attention masks)
-        if any(b is not None and b.is_meta for b in module._buffers.values()) \
-                and hasattr(module, "init_non_persistent_buffers"):
-            module.init_non_persistent_buffers()
-    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
-        raise ArtifactError(f"{folder}: {manifest.name} has parameters outside its state dict (tied or unnamed)")
     model.float().eval()
     return manifest, spec, model
-
-
-_META_LOCK = threading.Lock()
-
-
-@contextmanager
-def _parameters_on_meta() -> Iterator[None]:
-    """Modules built inside get their parameters on the meta device (shapes only: initialising them is free), while
-    buffers stay real, so the non-persistent ones (swin's attention masks, fixed filters) are computed as usual.
-    It patches nn.Module.register_parameter for the duration: loading holds a lock, and nothing else in this
-    program builds modules while detectors load."""
-    original = nn.Module.register_parameter
-
-    def register_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        original(module, name, param)
-        if param is not None:
-            held = module._parameters[name]
-            module._parameters[name] = type(held)(held.to("meta"), requires_grad=held.requires_grad)
-
-    with _META_LOCK:
-        nn.Module.register_parameter = register_on_meta  # type: ignore[method-assign]
-        try:
-            yield
-        finally:
-            nn.Module.register_parameter = original  # type: ignore[method-assign]
 
 
 def load_artifact(folder: str | Path, expected_name: str | None = None) -> LoadedDetector:
