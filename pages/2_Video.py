@@ -2,14 +2,13 @@
 import streamlit as st
 
 from ui.components import caveats
-from ui.page import page_setup
+from analysis.media import VIDEO_SUFFIXES
+from ui.page import page_setup, single_media_input
 from ui.runner import CROP_SIDE, VIDEO_THUMB_SIDE, analyze_video_input
 from ui.state import VIDEO_VIEW, probed, shown_video
-from ui.uploads import MediaInput
 from ui.video_view import FRAME_KEY, render_video_view, rerun_reasons
 from video.sampling import VideoOptions
 
-VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
 PATH_KEY = "video_path"     # a server-side file to analyse (tests, scripted checks)
 MAX_FRAMES = 300
 
@@ -17,10 +16,8 @@ analyzer, settings = page_setup(
     "Video check", "Upload a clip. A set of frames is analysed; faces are followed from frame to frame, and each "
     "person gets a verdict.", ":material/movie:")
 
-upload = st.file_uploader("Video to check", type=VIDEO_TYPES, key="video_upload",
+item = single_media_input("Video to check", VIDEO_SUFFIXES, "video_upload", PATH_KEY,
                           help="MP4, MOV, AVI, MKV or WebM. The file is deleted as soon as it is analysed.")
-item = MediaInput.from_upload(upload) if upload is not None else (
-    MediaInput.from_path(st.session_state[PATH_KEY]) if st.session_state.get(PATH_KEY) else None)
 if item is not None and st.session_state.get(VIDEO_VIEW) is not None \
         and st.session_state[VIDEO_VIEW].digest != item.digest:
     # another file: the last analysis is not about it, so it leaves the page (no stale verdict beside a new file)

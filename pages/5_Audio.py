@@ -2,11 +2,10 @@
 import streamlit as st
 
 from ui.audio_view import render_audio_view
-from ui.page import page_setup
+from analysis.media import AUDIO_SUFFIXES
+from ui.page import page_setup, single_media_input
 from ui.runner import analyze_audio_input, audio_key
-from ui.uploads import MediaInput
 
-AUDIO_TYPES = ["wav", "mp3", "m4a", "aac", "flac", "ogg", "opus", "mka"]
 PATH_KEY = "audio_path"     # a server-side file to analyse (tests, scripted checks)
 VIEW_KEY = "audio_view"
 
@@ -14,10 +13,8 @@ analyzer, settings = page_setup(
     "Audio check", "Upload a recording of speech. It is cut into overlapping windows; the windows with speech are "
     "scored by the audio detector, and the voice gets a verdict.", ":material/graphic_eq:")
 
-upload = st.file_uploader("Audio to check", type=AUDIO_TYPES, key="audio_upload",
+item = single_media_input("Audio to check", AUDIO_SUFFIXES, "audio_upload", PATH_KEY,
                           help="WAV, MP3, M4A/AAC, FLAC, OGG/Opus. The file is deleted as soon as it is analysed.")
-item = MediaInput.from_upload(upload) if upload is not None else (
-    MediaInput.from_path(st.session_state[PATH_KEY]) if st.session_state.get(PATH_KEY) else None)
 if item is not None:
     view = st.session_state.get(VIEW_KEY)
     if view is None or view.key != audio_key(item, settings):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import streamlit as st
 
@@ -11,6 +12,7 @@ from analysis.settings import AnalysisSettings
 from .components import models_notice
 from .resources import shared_analyzer
 from .sidebar import settings_sidebar
+from .uploads import MediaInput
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +39,17 @@ def page_setup(title: str, lede: str, icon: str = "") -> tuple[Analyzer, Analysi
     settings = settings_sidebar(analyzer)
     models_notice(analyzer)
     return analyzer, settings
+
+
+def upload_types(suffixes: Iterable[str]) -> list[str]:
+    """The file_uploader's `type` list for a set of analysis.media suffixes (".mp4" -> "mp4")."""
+    return sorted(s.lstrip(".") for s in suffixes)
+
+
+def single_media_input(label: str, suffixes: Iterable[str], key: str, path_key: str,
+                       help: str) -> MediaInput | None:
+    """One uploaded file, else the server-side path in session state `path_key` (tests, scripted checks)."""
+    upload = st.file_uploader(label, type=upload_types(suffixes), key=key, help=help)
+    if upload is not None:
+        return MediaInput.from_upload(upload)
+    return MediaInput.from_path(st.session_state[path_key]) if st.session_state.get(path_key) else None
