@@ -35,7 +35,6 @@ from .settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 log = logging.getLogger(__name__)
 
 
-
 def model_weight(detector: LoadedDetector) -> float:
     """Weight of a detector in the "weighted" strategy: how far its validation AUC is above chance."""
     metrics = detector.manifest.metrics or {}
@@ -266,8 +265,7 @@ class Analyzer:
             if batcher is None:
                 if name not in self.detectors:
                     raise KeyError(name)   # a detector that is not loaded, as before
-                batcher = self.batchers[name] = CropBatcher(lambda crops: self.detectors[name].logits(crops),
-                                                            self.batch_crops)
+                batcher = self.batchers[name] = CropBatcher(self.detectors[name].logits, self.batch_crops)
             return batcher
 
     def face_results(self, faces: list[Face], logits: dict[str, np.ndarray],

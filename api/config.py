@@ -8,12 +8,11 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from analysis.batching import DEFAULT_MAX_CROPS
 from detectors.artifacts import default_models_dir
 
 ENV_PREFIX = "DEEPFAKE_API_"
 ALIASES = {"models_dir": "DEEPFAKE_MODELS_DIR", "api_key": "DEEPFAKE_API_KEY"}   # shorter names also read
-
-
 
 
 @dataclass
@@ -33,7 +32,7 @@ class ApiConfig:
     max_concurrent: int = 4
     max_waiting: int = 64                 # requests waiting for a slot; one more gets 429 at once
     queue_timeout_s: float = 120.0        # a request waits at most this long for a slot, then 429
-    batch_crops: int = 64                 # most face crops in one shared detector pass; 0: no merging
+    batch_crops: int = DEFAULT_MAX_CROPS  # most face crops in one shared detector pass; 0: no merging
     retry_after_s: int = 5                # Retry-After header of a 429
     max_jobs: int = 64                    # jobs kept in memory (queued, running and finished)
     job_ttl_s: float = 3600.0             # finished jobs are forgotten after this
