@@ -193,7 +193,7 @@ class FeatureSet:
         return x, px
 
 
-def _views(samples: Sequence[Sample], augment_fraction: float, sbi_count: int, seed: int
+def training_views(samples: Sequence[Sample], augment_fraction: float, sbi_count: int, seed: int
            ) -> list[tuple[int, str, int]]:
     """Rows of the training cache: (sample index, view kind, label). Kinds: clean, augmented, sbi."""
     rng = np.random.default_rng(seed)
@@ -297,7 +297,7 @@ def manifest_metrics(temperature: float, parts: dict[str, dict]) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _weights(labels: np.ndarray, sources: Sequence[str], power: float) -> np.ndarray:
+def balance_weights(labels: np.ndarray, sources: Sequence[str], power: float) -> np.ndarray:
     """Sampling weight per row: (source, label) cells balanced to the power `power` (0: as is, 1: equal)."""
     keys = [f"{s}|{l}" for s, l in zip(sources, labels)]
     counts = {k: keys.count(k) for k in set(keys)}
@@ -331,7 +331,7 @@ def fit_suffix(split: PrefixSplit, train: FeatureSet, val: FeatureSet, args: arg
     total = steps_per_epoch * args.epochs
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups], total_steps=total,
                                                     pct_start=0.1, anneal_strategy="cos")
-    weights = _weights(train.labels, train.sources, args.balance)
+    weights = balance_weights(train.labels, train.sources, args.balance)
     rng = np.random.default_rng(args.seed)
     history, best, start_epoch = [], {"score": -1.0}, 0
     last = out_dir / "last.pt"
@@ -497,7 +497,7 @@ def run(args: argparse.Namespace) -> Path:
     key_dir = Path(args.cache) / f"{args.name}_{args.size}_{args.cut}_{hashlib.sha1(ident.encode()).hexdigest()[:10]}"
     key_dir.mkdir(parents=True, exist_ok=True)
     (key_dir / "key.json").write_text(ident)
-    sets = {"train": _feature_set(split, parts["train"], _views(parts["train"], args.augment_fraction, args.sbi,
+    sets = {"train": _feature_set(split, parts["train"], training_views(parts["train"], args.augment_fraction, args.sbi,
                                                                  args.seed), key_dir, "train", args.size, spec,
                                   args.seed)}
     for name in ("val", "test"):
