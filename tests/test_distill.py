@@ -57,9 +57,15 @@ def test_a_student_learns_from_the_teachers_and_converts(teacher_run, tmp_path, 
     teacher = load_artifact(teacher_run["teacher"])
     assert np.allclose(soft, teacher.predict(list(views)), atol=1e-5)
 
-    student = load_artifact(convert(best, tmp_path / "models", log_to_mlflow=False))
+    folder = convert(best, tmp_path / "models", log_to_mlflow=False)
+    student = load_artifact(folder)
     probs = student.predict(list(views[:3]))
     assert probs.shape == (3,) and np.all((probs >= 0) & (probs <= 1))
+    # its card says what it is: a student of named teachers, from random weights
+    from train.model_card import model_card
+    card = model_card(folder)
+    assert "a student from random weights" in card and "`cross_attention` (sha256" in card
+    assert "No ImageNet start" in card
 
 
 @pytest.mark.slow

