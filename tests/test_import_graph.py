@@ -156,3 +156,34 @@ def test_no_hidden_imports_or_sys_path_edits():
                 path_edits.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not hidden, hidden
     assert not path_edits, path_edits
+
+
+def test_the_detector_registry_imports_no_architecture_and_detectors_has_no_import_cycle(edges):
+    """Each architecture registers itself (detectors/__init__.py imports them); the registry only knows the
+    contract. Among detectors' modules no import statement, also inside a function, closes a cycle."""
+    modules = {module_name(p) for p in (ROOT / "detectors").rglob("*.py") if "__pycache__" not in p.parts}
+
+    def resolve(target: str) -> str | None:   # `from m import name` also yields m.name
+        return target if target in modules else target.rpartition(".")[0] if target.rpartition(".")[0] in modules \
+            else None
+
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for e in edges:
+        target = resolve(e.target)
+        if e.source in modules and target is not None and target != e.source:
+            graph[e.source].add(target)
+    assert graph["detectors.registry"] == {"detectors.contract"}
+    assert {"detectors.xception", "detectors.efficientnet_b3", "detectors.swin", "detectors.cross_attention",
+            "detectors.cnn_transformer"} <= graph["detectors"]
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(module):] + [module]))
+        if module not in done:
+            for target in sorted(graph[module]):
+                visit(target, path + [module])
+            done.add(module)
+
+    for module in sorted(modules):
+        visit(module, [])

@@ -1,5 +1,6 @@
-"""Detector registry: every model builds, gives (B, 1) logits, exposes usable feature / Grad-CAM layers; the hybrids'
-parts do what they claim; the offline efficientnet_lite0 weights map onto timm exactly."""
+"""Detector registry: every model builds, gives (B, 1) logits, offers its stages and a Grad-CAM target that gets a
+gradient (detectors.contract); the hybrids' parts do what they claim; the offline efficientnet_lite0 weights map
+onto timm exactly."""
 from __future__ import annotations
 
 import cv2
@@ -11,8 +12,8 @@ import torch
 from detectors.cross_attention import LogSpectrum, SRMResidual
 from detectors.lite0 import (LITE0_MEAN, LITE0_STD, Lite0WeightsError, create_lite0, map_lite0_state_dict,
                              read_lite0_state_dict)
-from detectors.registry import (DetectorSpec, build_model, detector_names, get_spec, model_kwargs_for, register)
-from detectors.timm_models import swin_window_for
+from detectors.registry import DetectorSpec, build_model, detector_names, get_spec, model_kwargs_for, register
+from detectors.swin import swin_window_for
 
 SMALL = 64
 NAMES = ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
@@ -20,28 +21,26 @@ NAMES = ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transfor
 torch.set_num_threads(1)
 
 
-def _forward_with_hooks(model, spec, x, grad=False):
-    """Run the model, return (logits, {layer: 4-D map}, {cam gradient map or None})."""
-    acts, grads = {}, {}
+def _stages_and_cam(model, x, grad=False):
+    """Run the model, return (logits, its named stages, the cam target's (activation, gradient) maps)."""
+    target = model.cam_target()
+    reshape = target.reshape or (lambda t: t)
+    seen = {}
 
-    def hook(layer):
-        def fn(_module, _inputs, output):
-            acts[layer] = output
-            if grad and output.requires_grad:   # fixed filters on the input have no gradient
-                output.register_hook(lambda g: grads.__setitem__(layer, g))
-        return fn
+    def hook(_module, _inputs, output):
+        seen["act"] = output
+        if grad:
+            output.register_hook(lambda g: seen.__setitem__("grad", g))
 
-    layers = dict.fromkeys((*spec.feature_layers, spec.cam_layer))
-    handles = [model.get_submodule(layer).register_forward_hook(hook(layer)) for layer in layers]
+    handle = target.layers[0].register_forward_hook(hook)
     try:
         y = model(x)
         if grad:
             y.sum().backward()
     finally:
-        for handle in handles:
-            handle.remove()
-    reshape = spec.reshape_transform or (lambda t: t)
-    return y, {k: reshape(v) for k, v in acts.items()}, {k: reshape(v) for k, v in grads.items()}
+        handle.remove()
+    stages = model.forward_intermediates(x)
+    return y, stages, reshape(seen["act"]), reshape(seen["grad"]) if grad else None
 
 
 def test_registry_lists_the_five_detectors_with_complete_specs():
@@ -50,9 +49,7 @@ def test_registry_lists_the_five_detectors_with_complete_specs():
         spec = get_spec(name)
         assert spec.name == name
         assert spec.family in ("cnn", "transformer")
-        assert (spec.reshape_transform is None) == (spec.family == "cnn")
         assert len(spec.mean) == len(spec.std) == 3
-        assert 3 <= len(spec.feature_layers) <= 5
         assert set(spec.train_defaults) == {"lr", "batch_size", "epochs", "train_size"}
     assert [get_spec(n).family for n in NAMES] == ["cnn", "cnn", "transformer", "transformer", "transformer"]
 
@@ -73,8 +70,10 @@ def test_duplicate_registration_and_bad_specs_are_refused():
     base = get_spec("xception")
     with pytest.raises(ValueError, match="family must be one of"):
         DetectorSpec(**{**base.__dict__, "name": "x2", "family": "rnn"})
-    with pytest.raises(ValueError, match="transformers need a reshape_transform"):
-        DetectorSpec(**{**base.__dict__, "name": "x3", "family": "transformer"})
+    with pytest.raises(ValueError, match="mean and std need 3 values"):
+        DetectorSpec(**{**base.__dict__, "name": "x3", "std": (0.5, 0.5)})
+    with pytest.raises(ValueError, match="must be a Python identifier"):
+        DetectorSpec(**{**base.__dict__, "name": "x/4"})
     assert "x2" not in detector_names() and "x3" not in detector_names()
 
 
@@ -90,36 +89,34 @@ def test_timm_normalisation_matches_timm_pretrained_configs():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_small_model_logits_feature_maps_and_cam(name):
-    spec = get_spec(name)
+def test_small_model_logits_stages_and_cam(name):
     torch.manual_seed(0)
     model = build_model(name, input_size=SMALL).eval()
     assert model.detector_kwargs == model_kwargs_for(name, SMALL)
     assert model.detector_input_size == SMALL
     x = torch.randn(2, 3, SMALL, SMALL)
-    y, maps, grads = _forward_with_hooks(model, spec, x, grad=True)
+    y, stages, cam, cam_grad = _stages_and_cam(model, x, grad=True)
     assert y.shape == (2, 1) and torch.isfinite(y).all()
+    assert 3 <= len(stages) <= 5
     sides = []
-    for layer in spec.feature_layers:
-        fmap = maps[layer]
+    for layer, fmap in stages.items():
         assert fmap.ndim == 4 and fmap.shape[0] == 2, (layer, fmap.shape)
         assert fmap.shape[2] == fmap.shape[3]
         sides.append(fmap.shape[2])
-    assert sides == sorted(sides, reverse=True), f"feature layers not shallow to deep: {sides}"
-    cam, cam_grad = maps[spec.cam_layer], grads[spec.cam_layer]
+    assert sides == sorted(sides, reverse=True), f"stages not shallow to deep: {sides}"
     assert cam.ndim == 4 and cam.shape[0] == 2 and cam.shape[2] >= 2
     assert cam_grad.shape == cam.shape
     assert cam_grad.abs().sum() > 0, "Grad-CAM layer gets no gradient from the logit"
 
 
-def test_feature_layers_fire_under_inference_mode():
-    # nn.TransformerEncoderLayer takes a fused path without grad; hooks on whole layers must still fire
-    spec = get_spec("cnn_transformer")
+def test_stages_come_out_under_inference_mode():
+    # nn.TransformerEncoderLayer takes a fused path without grad; the encoder layers' outputs must still come out
     model = build_model("cnn_transformer", input_size=SMALL).eval()
     with torch.inference_mode():
-        y, maps, _ = _forward_with_hooks(model, spec, torch.randn(1, 3, SMALL, SMALL))
-    assert y.shape == (1, 1)
-    assert maps["encoder.layers.3"].shape == (1, 256, 4, 4)
+        stages = model.forward_intermediates(torch.randn(1, 3, SMALL, SMALL))
+    assert list(stages) == ["backbone.blocks.1", "backbone.blocks.2", "backbone.blocks.4", "encoder.layers.1",
+                            "encoder.layers.3"]
+    assert stages["encoder.layers.3"].shape == (1, 256, 4, 4)
 
 
 @pytest.mark.parametrize("name", [
@@ -185,7 +182,7 @@ def test_cross_attention_queries_rgb_tokens_against_frequency_tokens():
         shuffled = queries
         for block in model.blocks:
             shuffled = block(shuffled, memory.flip(0))
-        assert torch.allclose(model.head(model.norm(model.forward_tokens(x)).mean(1)), base)
+        assert torch.allclose(model.head(model.norm(model.forward_features(x)).mean(1)), base)
         assert not torch.allclose(model.head(model.norm(shuffled).mean(1)), base)
 
 

@@ -44,6 +44,29 @@ def test_the_gate_leaves_a_real_ensemble_at_a_validated_operating_point(shipped)
     assert info["val_fpr"] <= 0.05
 
 
+@pytest.mark.parametrize("name", detector_names())
+def test_every_shipped_detector_shows_its_stages_and_grad_cam(shipped, name, astronaut_rgb):
+    """Stages and the Grad-CAM layer come from the model as shipped (the cnn_transformer has 2 encoder layers,
+    not the default 4), on a private copy: the shared model keeps no hook and no gradient."""
+    import numpy as np
+
+    from visualization.feature_maps import capture_feature_maps
+    from visualization.gradcam import explain_crop
+
+    d = shipped.detectors[name]
+    crop = np.ascontiguousarray(astronaut_rgb[30:230, 140:340])
+    stages = capture_feature_maps(d, crop)
+    assert 3 <= len(stages) <= 5
+    assert all(m.maps.ndim == 3 and np.isfinite(m.maps).all() for m in stages.values())
+    result = explain_crop(d, crop, target="fake")
+    assert result.layer == d.model.cam_target().name
+    assert result.logit == pytest.approx(float(d.logits([crop])[0]), abs=1e-3)
+    peak = result.cam.max() if result.cam.max() > 0 else explain_crop(d, crop, target="real").cam.max()
+    assert peak == pytest.approx(1.0, abs=1e-5), "no gradient reached the Grad-CAM layer"
+    assert all(p.grad is None for p in d.model.parameters()) and not d.model.training
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in d.model.modules())
+
+
 @pytest.mark.slow
 def test_heldout_photographs(shipped, shared_data):
     from sklearn.metrics import roc_auc_score

@@ -1,26 +1,28 @@
-"""Visualisations: Grad-CAM and feature maps on the five tiny detectors (hooks, gradients and flags left as they
-were found, also on errors and under concurrent inference), grids, box overlays and plotly charts."""
+"""Visualisations: Grad-CAM and feature maps on the five tiny detectors (computed on private copies: the shared model
+is never run, hooked or changed, also on errors and under concurrent inference), grids, box overlays and plotly
+charts."""
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
 
 from visualization.charts import model_probability_chart, timeline_chart, video_series, video_timeline_chart
-from visualization.feature_maps import capture_feature_maps, feature_grid, grid_picture, to_channel_maps
+from visualization.feature_maps import capture_feature_maps, feature_grid, grid_picture
 from visualization.gradcam import compute_cam, explain_all, explain_crop
-from visualization.hooks import HOOK_DICTS, hook_count, model_lock
 from visualization.overlays import (VERDICT_COLORS, cam_overlay, colorize, crop_faces, draw_faces, fit_within,
                                     scale_faces)
 
 NAMES = ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
 @pytest.fixture(scope="module")
 def detectors(tiny_models_dir):
-    """Private copies of the five tiny detectors. timm zero-initialises some heads, which makes every gradient
+    """The five tiny detectors, loaded for this module. timm zero-initialises some heads, which makes every gradient
     (and so every CAM) zero: those all-zero tensors get small random values so the maps have something to show."""
     from detectors.artifacts import load_detectors
 
@@ -40,32 +42,64 @@ def crop(astronaut_rgb) -> np.ndarray:
     return np.ascontiguousarray(astronaut_rgb[30:230, 140:340])
 
 
-def _assert_pristine(model: torch.nn.Module, flags: list[bool]) -> None:
+def hook_count(model: torch.nn.Module) -> int:
+    return sum(len(getattr(m, attr)) for m in model.modules() for attr in HOOK_DICTS)
+
+
+def _snapshot(model: torch.nn.Module) -> tuple[list[bool], dict[str, torch.Tensor]]:
+    return [p.requires_grad for p in model.parameters()], {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _assert_pristine(model: torch.nn.Module, snapshot: tuple[list[bool], dict[str, torch.Tensor]]) -> None:
+    flags, state = snapshot
     for module in model.modules():
         for attr in HOOK_DICTS:
             assert len(getattr(module, attr)) == 0, f"{type(module).__name__}.{attr} still holds a hook"
     assert all(p.grad is None for p in model.parameters()), "a gradient leaked into the shared model"
     assert [p.requires_grad for p in model.parameters()] == flags
     assert not model.training
-    lock = model_lock(model)
-    assert lock.acquire(blocking=False), "the model's lock was not released"
-    lock.release()
+    now = model.state_dict()
+    assert now.keys() == state.keys() and all(torch.equal(now[k], v) for k, v in state.items())
+
+
+@contextmanager
+def modules_run():
+    """The ids of every module that runs a forward pass meanwhile (a global hook: no model is touched)."""
+    seen: set[int] = set()
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, _args: seen.add(id(m)))
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_gradcam_gives_a_unit_range_map_for_every_architecture(detectors, crop, name):
     d = detectors[name]
-    flags = [p.requires_grad for p in d.model.parameters()]
+    before = _snapshot(d.model)
     result = explain_crop(d, crop, target="fake")
     assert result.cam.shape == (d.input_size, d.input_size)
     assert result.cam.dtype == np.float32
     assert float(result.cam.min()) == pytest.approx(0.0, abs=1e-6)
     assert float(result.cam.max()) == pytest.approx(1.0, abs=1e-5), "the map is flat: no gradient reached the layer"
     assert result.overlay.shape == crop.shape and result.overlay.dtype == np.uint8
+    assert result.layer == d.model.cam_target().name
     # The CAM's forward pass is the detector's own: same logit as plain inference.
     assert result.logit == pytest.approx(float(d.logits([crop])[0]), abs=1e-4)
     assert result.probability == pytest.approx(float(d.calibrate([result.logit])[0]), abs=1e-6)
-    _assert_pristine(d.model, flags)
+    _assert_pristine(d.model, before)
+
+
+def test_explanations_never_run_the_shared_model(detectors, crop):
+    d = detectors["cnn_transformer"]
+    shared = {id(m) for m in d.model.modules()}
+    with modules_run() as seen:
+        explain_crop(d, crop)
+        capture_feature_maps(d, crop)
+    assert seen and not seen & shared, "an explanation ran a module of the shared inference model"
+    with modules_run() as seen:
+        d.logits([crop])
+    assert id(d.model) in seen      # the probe does see the shared model when it runs
 
 
 def test_gradcam_real_target_differs_from_fake(detectors, crop):
@@ -75,26 +109,34 @@ def test_gradcam_real_target_differs_from_fake(detectors, crop):
     assert not np.allclose(fake, real, atol=1e-3)
 
 
-def test_gradcam_errors_leave_no_hook_and_free_the_lock(detectors, crop):
-    d = detectors["swin"]
-    flags = [p.requires_grad for p in d.model.parameters()]
-    x = d.preprocess([crop])
-    with pytest.raises(ValueError, match="not in"):
-        compute_cam(d.model, x, "no.such.layer", d.spec.reshape_transform)
+def test_gradcam_errors_leave_the_shared_model_as_it_was(detectors, crop, monkeypatch):
+    from detectors.contract import CamTarget
 
-    def broken(_tensor):
+    d = detectors["swin"]
+    before = _snapshot(d.model)
+    x = d.preprocess([crop])
+    with pytest.raises(ValueError, match="target"):
+        compute_cam(d.model, x, target="maybe")
+    with pytest.raises(ValueError, match="CAM method"):
+        compute_cam(d.model, x, method="magic")
+
+    def broken_reshape(_tensor):
         raise RuntimeError("reshape failed")
 
-    with pytest.raises(RuntimeError):
-        compute_cam(d.model, x, d.spec.cam_layer, broken)
-    with pytest.raises(ValueError, match="target"):
-        compute_cam(d.model, x, d.spec.cam_layer, d.spec.reshape_transform, target="maybe")
-    _assert_pristine(d.model, flags)
+    def broken_target(model):
+        return CamTarget("layers.3", (model.layers[3],), broken_reshape)
+
+    monkeypatch.setattr(type(d.model), "cam_target", broken_target)   # the copy shares the class
+    with pytest.raises(RuntimeError, match="reshape failed"):
+        compute_cam(d.model, x)
+    monkeypatch.undo()
+    _assert_pristine(d.model, before)
+    assert compute_cam(d.model, x).layer == "layers.3.blocks.1.norm1"
 
 
 def test_gradcam_is_unaffected_by_concurrent_inference_and_other_cams(detectors, crop):
     d = detectors["cnn_transformer"]
-    flags = [p.requires_grad for p in d.model.parameters()]
+    before = _snapshot(d.model)
     alone = explain_crop(d, crop).cam
     other = np.ascontiguousarray(crop[::-1])
     stop = threading.Event()
@@ -128,7 +170,7 @@ def test_gradcam_is_unaffected_by_concurrent_inference_and_other_cams(detectors,
     assert len(results) == 3
     for r in results:
         np.testing.assert_allclose(r, alone, atol=1e-5)
-    _assert_pristine(d.model, flags)
+    _assert_pristine(d.model, before)
 
 
 def test_explain_all_covers_every_detector(detectors, crop):
@@ -140,32 +182,31 @@ def test_explain_all_covers_every_detector(detectors, crop):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_feature_maps_of_every_layer(detectors, crop, name):
+def test_feature_maps_are_the_models_stages(detectors, crop, name):
     d = detectors[name]
-    layers = list(d.spec.feature_layers)
-    maps = capture_feature_maps(d, crop, layers)
-    assert list(maps) == layers
+    before = _snapshot(d.model)
+    maps = capture_feature_maps(d, crop)
+    with torch.inference_mode():
+        expected = d.model.forward_intermediates(d.preprocess([crop]))
+    assert list(maps) == list(expected) and 3 <= len(maps) <= 5
+    sides = []
     for layer, fm in maps.items():
-        assert fm.maps.ndim == 3 and fm.maps.dtype == np.float32, layer
-        c, h, w = fm.maps.shape
-        assert c >= 1 and h >= 1 and w >= 1 and np.isfinite(fm.maps).all()
-        if d.spec.family == "transformer" and len(fm.raw_shape) == 4 and fm.layout == "BHWC":
-            assert fm.raw_shape[3] == c, "Swin's channels-last activations must be permuted"
-    assert hook_count(d.model) == 0
-    assert all(p.grad is None for p in d.model.parameters())
+        assert fm.layer == layer and fm.maps.ndim == 3 and fm.maps.dtype == np.float32, layer
+        assert fm.maps.shape == tuple(expected[layer].shape[1:]) and np.isfinite(fm.maps).all()
+        np.testing.assert_allclose(fm.maps, expected[layer][0].numpy(), rtol=1e-5, atol=1e-5)
+        sides.append(fm.maps.shape[1])
+    assert sides == sorted(sides, reverse=True), f"stages not shallow to deep: {sides}"
+    picked = capture_feature_maps(d, crop, [list(maps)[-1]])
+    assert list(picked) == [list(maps)[-1]]
+    with pytest.raises(ValueError, match=f"{name} has no stage 'nope'; its stages: "):
+        capture_feature_maps(d, crop, ["nope"])
+    _assert_pristine(d.model, before)
 
 
-def test_to_channel_maps_layouts():
-    tokens = torch.arange(2 * 17 * 3, dtype=torch.float32).reshape(2, 17, 3)   # class token + 4x4 grid
-    maps, layout = to_channel_maps(tokens)
-    assert layout == "tokens" and maps.shape == (2, 3, 4, 4)
-    assert maps[1, 2, 0, 1] == tokens[1, 1 + 1, 2]          # token (row 0, col 1) after the class token
-    nhwc = torch.randn(1, 5, 5, 8)
-    maps, layout = to_channel_maps(nhwc, lambda x: x.permute(0, 3, 1, 2), "transformer")
-    assert layout == "BHWC" and maps.shape == (1, 8, 5, 5) and maps[0, 7, 2, 3] == nhwc[0, 2, 3, 7]
-    nchw = torch.randn(1, 8, 6, 6)
-    maps, layout = to_channel_maps(nchw)
-    assert layout == "BCHW" and torch.equal(maps, nchw)
+def test_swin_stages_are_channels_first(detectors, crop):
+    """timm's Swin computes channels-last; the model hands the viewer (C, H, W) maps."""
+    maps = capture_feature_maps(detectors["swin"], crop)
+    assert [m.maps.shape for m in maps.values()] == [(96, 16, 16), (192, 8, 8), (384, 4, 4), (768, 2, 2)]
 
 
 def test_feature_grid_shape_order_and_scaling():

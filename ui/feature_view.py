@@ -10,7 +10,7 @@ import streamlit as st
 from analysis.analyzer import Analyzer
 from analysis.settings import AnalysisSettings
 from video.report import person_label
-from visualization.feature_maps import capture_feature_maps, feature_grid, grid_picture
+from visualization.feature_maps import FeatureMaps, capture_feature_maps, feature_grid, grid_picture
 from visualization.gradcam import CAM_METHODS, explain_all
 
 from .resources import sample_photo
@@ -23,6 +23,7 @@ SOURCE_LABELS = {SRC_IMAGE: "A picture from the Image page", SRC_VIDEO: "A frame
                  SRC_UPLOAD: "Upload a picture here", SRC_SAMPLE: "The sample photo"}
 TARGET_LABELS = {"fake": "What pushes each detector towards FAKE", "real": "What pushes each detector towards REAL"}
 CAM_CACHE_KEY = "fm_cam_cache"
+STAGES_CACHE_KEY = "fm_stages_cache"
 FACES_CACHE_KEY = "fm_faces"
 
 
@@ -100,27 +101,40 @@ def choose_face(analyzer: Analyzer, settings: AnalysisSettings) -> tuple[np.ndar
     return found.crops[k], f"{found.name}, {found.labels[k]}"
 
 
+def _cached_stages(analyzer: Analyzer, name: str, crop: np.ndarray) -> dict[str, FeatureMaps] | str:
+    """Every stage of detector `name` for the crop (one pass), or the one-line reason it failed; kept per session."""
+    cache = st.session_state.setdefault(STAGES_CACHE_KEY, {})
+    key = f"{crop_digest(crop)}|{name}"
+    if key not in cache:
+        try:
+            cache[key] = capture_feature_maps(analyzer.detectors[name], crop)
+        except (ValueError, RuntimeError) as exc:
+            cache[key] = " ".join(str(exc).split())[:200]
+        while len(cache) > 4:
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
 def render_activations(analyzer: Analyzer, crop: np.ndarray) -> None:
     names = list(analyzer.detectors)
     c1, c2, c3 = st.columns([2, 2, 1])
     name = c1.selectbox("Detector", names, key="fm_detector")
-    detector = analyzer.detectors[name]
-    layers = list(detector.spec.feature_layers)
+    stages = _cached_stages(analyzer, name, crop)
+    if isinstance(stages, str):
+        st.error(f"Cannot show the layers of {name}: {stages}")
+        return
+    layers = list(stages)
     if st.session_state.get("fm_layer") not in layers:
         st.session_state["fm_layer"] = layers[len(layers) // 2]
     layer = c2.selectbox("Layer (top = shallow, close to the pixels; bottom = deep)", layers, key="fm_layer",
                          format_func=lambda l: f"{layers.index(l) + 1}. {l}")
     count = c3.select_slider("Maps shown", options=[4, 9, 16, 25, 36, 64], value=16, key="fm_count")
-    try:
-        maps = capture_feature_maps(detector, crop, [layer])[layer]
-    except (ValueError, RuntimeError) as exc:
-        st.error(f"Cannot show {layer} of {name}: {' '.join(str(exc).split())[:200]}")
-        return
+    maps = stages[layer]
     grid = feature_grid(maps.maps, max_maps=count)
     c, h, w = maps.maps.shape
     st.image(grid_picture(grid), width=560,
              caption=f"{name} · {layer}: the {len(grid.channels)} most active of {c} channels, each {h}×{w} "
-                     f"(bright = strong activation; recorded as {maps.layout} {list(maps.raw_shape)})")
+                     "(bright = strong activation)")
 
 
 def render_gradcam(analyzer: Analyzer, crop: np.ndarray) -> None:

@@ -1,21 +1,22 @@
-"""Activation maps of a detector's intermediate layers, as a grid of small images.
+"""Activation maps of a detector's intermediate stages, as a grid of small images.
 
-A forward hook records the chosen layers for one face crop, under the model's lock and only for this thread;
-the hooks are removed before the lock is released. Convolutional layers give (B, C, H, W). Transformer blocks
-give tokens (B, N, C) (ViT-style, maybe with class/distillation tokens first) or channels-last grids
-(B, H, W, C) (timm's Swin): the detector's `reshape_transform` turns them into (B, C, H, W), with shape rules as
-the fallback.
+The stages are the model's own (`forward_intermediates`, detectors.contract): named, shallow to deep, each already
+(B, C, H, W). One forward pass of one face crop on a private copy of the model (visualization.model_copy) gives
+them all.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .hooks import model_lock, resolve_layer, thread_bound
+from detectors.contract import check_intermediates
+
+from .model_copy import private_copy
 from .overlays import colorize
 
 if TYPE_CHECKING:
@@ -24,10 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class FeatureMaps:
-    layer: str
+    layer: str                  # the stage's name in the model's forward_intermediates
     maps: np.ndarray            # (C, H, W) float32, one image
-    raw_shape: tuple[int, ...]  # the layer's output shape as recorded (batch included)
-    layout: str                 # "BCHW", "BHWC" or "tokens"
 
 
 @dataclass
@@ -39,79 +38,21 @@ class FeatureGrid:
     tile: tuple[int, int]       # (H, W) of one map
 
 
-def _first_tensor(output) -> torch.Tensor:
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise ValueError(f"layer output of type {type(output).__name__} is not a tensor")
-
-
-def _tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
-    """(B, N, C) tokens -> (B, C, h, w), dropping leading extra tokens (class, distillation, registers)."""
-    b, n, c = tokens.shape
-    for extra in range(0, min(n, 9)):
-        side = math.isqrt(n - extra)
-        if side * side == n - extra and side > 0:
-            return tokens[:, extra:, :].reshape(b, side, side, c).permute(0, 3, 1, 2)
-    raise ValueError(f"cannot arrange {n} tokens on a square grid")
-
-
-def to_channel_maps(activation: torch.Tensor, reshape_transform: Callable | None = None,
-                    family: str = "cnn") -> tuple[torch.Tensor, str]:
-    """Any recorded activation -> ((B, C, H, W), layout it came in).
-
-    The detector's `reshape_transform` (registry contract: valid for the cam layer and every feature layer) is
-    tried first; shape rules are the fallback for other layers."""
-    a = activation.detach().float()
-    layout = {2: "BC", 3: "tokens", 4: "BCHW"}.get(a.ndim, "?")
-    if reshape_transform is not None:
-        try:
-            out = reshape_transform(a)
-            if isinstance(out, torch.Tensor) and out.ndim == 4:
-                channels_last = a.ndim == 4 and out.shape[1] == a.shape[3] and out.shape[1] != a.shape[1]
-                return out, "BHWC" if channels_last else layout
-        except (RuntimeError, ValueError, IndexError):
-            pass
-    if a.ndim == 3:
-        return _tokens_to_grid(a), "tokens"
-    if a.ndim == 4:
-        # Channels-last (timm Swin): H == W and the last dimension is not spatial.
-        if family == "transformer" and a.shape[1] == a.shape[2] and a.shape[3] != a.shape[2]:
-            return a.permute(0, 3, 1, 2), "BHWC"
-        return a, "BCHW"
-    if a.ndim == 2:  # pooled features (B, C): one pixel per channel
-        return a[:, :, None, None], "BC"
-    raise ValueError(f"activation of shape {tuple(a.shape)} cannot be shown as maps")
-
-
-def capture_feature_maps(detector: "LoadedDetector", crop: np.ndarray, layers: list[str]) -> dict[str, FeatureMaps]:
-    """One forward pass of `crop` (RGB uint8) recording each layer; hooks removed before returning."""
-    model = detector.model
-    spec = detector.spec
-    modules = {name: resolve_layer(model, name) for name in layers}
-    recorded: dict[str, torch.Tensor] = {}
+def capture_feature_maps(detector: "LoadedDetector", crop: np.ndarray,
+                         layers: Sequence[str] | None = None) -> dict[str, FeatureMaps]:
+    """The model's stages for `crop` (RGB uint8), shallow to deep; `layers` picks some of them (default: all)."""
     x = detector.preprocess([crop])
-    handles = []
-    with model_lock(model):
-        try:
-            for name, module in modules.items():
-                def save(_module, _inputs, output, name=name):
-                    recorded[name] = _first_tensor(output).detach().cpu()
-                handles.append(module.register_forward_hook(thread_bound(save)))
-            with torch.no_grad():
-                model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-    out: dict[str, FeatureMaps] = {}
-    for name in layers:
-        if name not in recorded:
-            raise ValueError(f"layer {name!r} did not run in the forward pass")
-        maps, layout = to_channel_maps(recorded[name], spec.reshape_transform, spec.family)
-        out[name] = FeatureMaps(layer=name, maps=maps[0].numpy().astype(np.float32),
-                                raw_shape=tuple(recorded[name].shape), layout=layout)
-    return out
+    work = private_copy(detector.model)
+    with torch.inference_mode():
+        stages = check_intermediates(work.forward_intermediates(x), batch=1, where=detector.name)
+    if layers is not None:
+        unknown = [name for name in layers if name not in stages]
+        if unknown:
+            raise ValueError(f"{detector.name} has no stage {', '.join(map(repr, unknown))}; "
+                             f"its stages: {', '.join(stages)}")
+        stages = {name: stages[name] for name in layers}
+    return {name: FeatureMaps(layer=name, maps=fmap[0].float().numpy().astype(np.float32, copy=False))
+            for name, fmap in stages.items()}
 
 
 def feature_grid(maps: np.ndarray, max_maps: int = 16, cols: int | None = None, pad: int = 1) -> FeatureGrid:

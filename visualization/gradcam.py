@@ -1,29 +1,24 @@
-"""Grad-CAM heatmaps (pytorch-grad-cam) for the five detectors, safe on models shared by every session.
+"""Grad-CAM heatmaps (pytorch-grad-cam) for the face detectors, on a private copy of each model.
 
 Each detector returns one "fake" logit, so the target is `BinaryClassifierOutputTarget`: category 1 explains
 what pushes the logit up (evidence for FAKE), category 0 what pushes it down (evidence for REAL).
-Transformers give tokens at their cam layer; the registry's `reshape_transform` turns them into a (B, C, H, W)
-grid (timm's Swin is channels-last and is permuted there too).
-
-Safety on a shared model: the model's lock is held for the whole pass, parameters are frozen (so backward only
-reaches the input and no `.grad` is ever written on the shared weights), the hooks record only this thread and
-are released by the CAM's context manager before the lock is let go; the model stays in eval mode.
+Where to look comes from the model (`cam_target()`, detectors.contract): its layer(s) and the reshape of their
+activations to (B, C, H, W). The CAM's hooks and gradients live on a copy of the model made for the call
+(visualization.model_copy), so the shared inference model never carries a hook, a gradient or a changed flag.
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
-from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 from torch import nn
 
-from .hooks import frozen_parameters, model_lock, resolve_layer
+from .model_copy import private_copy
 from .overlays import cam_overlay
 
 if TYPE_CHECKING:
@@ -39,23 +34,11 @@ CAM_METHODS: dict[str, type] = {
 TARGETS = {"fake": 1, "real": 0}
 
 
-class _ThreadBoundActivations(ActivationsAndGradients):
-    """pytorch-grad-cam's recorder, deaf to forward passes of other threads through the same shared model."""
-
-    def __init__(self, model, target_layers, reshape_transform, detach=True):
-        self._owner = threading.get_ident()
-        super().__init__(model, target_layers, reshape_transform, detach)
-
-    def _mine(self) -> bool:
-        return threading.get_ident() == self._owner
-
-    def save_activation(self, module, input, output):
-        if self._mine():
-            super().save_activation(module, input, output)
-
-    def save_gradient(self, module, input, output):
-        if self._mine():
-            super().save_gradient(module, input, output)
+@dataclass
+class CamMaps:
+    maps: np.ndarray                # (B, S, S) float32 in [0, 1] at the input's size
+    logits: np.ndarray              # (B,) the model's fake logits from the same pass
+    layer: str                      # where the model's cam_target looks
 
 
 @dataclass
@@ -72,55 +55,48 @@ class CamResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def compute_cam(model: nn.Module, input_tensor: torch.Tensor, layer: str,
-                reshape_transform: Callable | None = None, target: str = "fake",
-                method: str = "Grad-CAM") -> tuple[np.ndarray, np.ndarray]:
-    """Grad-CAM of the fake logit for a (B, 3, S, S) batch: ((B, S, S) maps in [0, 1], (B,) logits).
-
-    Holds the model's lock, leaves no hook, no gradient and no changed flag behind."""
+def compute_cam(model: nn.Module, input_tensor: torch.Tensor, target: str = "fake",
+                method: str = "Grad-CAM") -> CamMaps:
+    """CAM of the fake logit for a (B, 3, S, S) batch at the model's `cam_target()`, computed on a private copy of
+    `model` (which is only read)."""
     if target not in TARGETS:
         raise ValueError(f"unknown Grad-CAM target {target!r}; choose one of {', '.join(TARGETS)}")
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose one of {', '.join(CAM_METHODS)}")
-    target_layer = resolve_layer(model, layer)
-    x = input_tensor.detach().clone().float().requires_grad_(True)
-    targets = [BinaryClassifierOutputTarget(TARGETS[target]) for _ in range(x.shape[0])]
+    work = private_copy(model)
+    where = work.cam_target()
+    targets = [BinaryClassifierOutputTarget(TARGETS[target]) for _ in range(input_tensor.shape[0])]
     maps = outputs = None
-    with model_lock(model), frozen_parameters(model), torch.inference_mode(False), torch.enable_grad():
-        cam = CAM_METHODS[method](model=model, target_layers=[target_layer], reshape_transform=reshape_transform)
+    with torch.inference_mode(False), torch.enable_grad():
+        # the parameters are frozen, so the input carries the graph that gradients flow back through
+        x = input_tensor.detach().clone().float().requires_grad_(True)
+        cam = CAM_METHODS[method](model=work, target_layers=list(where.layers), reshape_transform=where.reshape)
         try:
-            # Swap in the thread-bound recorder before any forward pass runs.
-            cam.activations_and_grads.release()
-            cam.activations_and_grads = _ThreadBoundActivations(model, [target_layer], reshape_transform)
-            with cam:  # __exit__ releases the hooks (and would swallow an IndexError: checked below)
-                maps = cam(input_tensor=x, targets=targets)
-                outputs = cam.outputs.detach().reshape(x.shape[0], -1)[:, 0].float().numpy().copy()
+            maps = cam(input_tensor=x, targets=targets)
+            outputs = cam.outputs.detach().reshape(x.shape[0], -1)[:, 0].float().numpy().copy()
+        except IndexError:   # pytorch-grad-cam indexes the activations and gradients it recorded: there were none
+            maps = None
         finally:
             cam.activations_and_grads.release()
-            cam.outputs = None
-        model.eval()
     if maps is None or outputs is None:
-        raise RuntimeError(f"Grad-CAM failed at layer {layer!r} (no activations or gradients were recorded)")
+        raise RuntimeError(f"Grad-CAM failed at layer {where.name!r} (no activations or gradients were recorded)")
     maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
-    return np.clip(maps, 0.0, 1.0), outputs
+    return CamMaps(maps=np.clip(maps, 0.0, 1.0), logits=outputs, layer=where.name)
 
 
 def explain_crop(detector: "LoadedDetector", crop: np.ndarray, target: str = "fake", method: str = "Grad-CAM",
-                 layer: str | None = None, alpha: float = 0.45) -> CamResult:
+                 alpha: float = 0.45) -> CamResult:
     """Grad-CAM of one loaded detector on one face crop (RGB uint8), with the heatmap blended over the crop."""
-    spec = detector.spec
-    layer = layer or spec.cam_layer
     started = time.perf_counter()
-    x = detector.preprocess([crop])
-    maps, logits = compute_cam(detector.model, x, layer, spec.reshape_transform, target, method)
+    found = compute_cam(detector.model, detector.preprocess([crop]), target, method)
     probability = None
     try:
-        probability = float(np.asarray(detector.calibrate(logits)).reshape(-1)[0])
+        probability = float(np.asarray(detector.calibrate(found.logits)).reshape(-1)[0])
     except Exception:  # noqa: BLE001 - the probability is a caption, not the result
         probability = None
-    return CamResult(name=detector.name, cam=maps[0], overlay=cam_overlay(crop, maps[0], alpha=alpha),
-                     logit=float(logits[0]), probability=probability, target=target, method=method,
-                     layer=layer, seconds=round(time.perf_counter() - started, 4))
+    return CamResult(name=detector.name, cam=found.maps[0], overlay=cam_overlay(crop, found.maps[0], alpha=alpha),
+                     logit=float(found.logits[0]), probability=probability, target=target, method=method,
+                     layer=found.layer, seconds=round(time.perf_counter() - started, 4))
 
 
 def explain_all(detectors: dict[str, "LoadedDetector"], crop: np.ndarray, target: str = "fake",
