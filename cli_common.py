@@ -65,9 +65,17 @@ def settings_from_args(args: argparse.Namespace) -> AnalysisSettings:
     return AnalysisSettings(**_fields(args, SETTINGS))
 
 
+def video_fields_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The video options given on the command line, as VideoOptions field values, checked now (ValueError, one
+    line) rather than at the first video."""
+    values = _fields(args, VIDEO)
+    VideoOptions(**values).validate()
+    return values
+
+
 def video_options_from_args(args: argparse.Namespace) -> VideoOptions:
     """The video options as VideoOptions, checked now (ValueError, one line) rather than at the first video."""
-    return VideoOptions(**_fields(args, VIDEO)).validate()
+    return VideoOptions(**video_fields_from_args(args))
 
 
 def run_subcommand(prog: str, command: str,

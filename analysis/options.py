@@ -80,9 +80,11 @@ _OPERATING_POINT = "the models' validated operating point, else {:g}"
 
 # In the HTTP API's order (the OpenAPI document lists them so).
 OPTIONS: tuple[Option, ...] = (
-    Option("frames", VIDEO, "frames", "integer", "video: evenly spaced frames to analyse"),
+    Option("frames", VIDEO, "frames", "integer", "video: evenly spaced frames to analyse",
+           slider=Slider(10, 300, 1)),
     Option("every", VIDEO, "every", "integer", "video: analyse every k-th frame instead, not with rate"),
-    Option("rate", VIDEO, "rate", "number", "video: analyse this many frames per second instead, not with every"),
+    Option("rate", VIDEO, "rate", "number", "video: analyse this many frames per second instead, not with every",
+           slider=Slider(0.1, 30.0, 0.5)),
     Option("start", VIDEO, "start", "number", "video: start time in seconds"),
     Option("end", VIDEO, "end", "number", "video: end time in seconds, after start"),
     Option("strategy", SETTINGS, "strategy", "string",

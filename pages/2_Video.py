@@ -1,8 +1,9 @@
 """Video check: sample frames, follow faces, see the score over time and frame by frame."""
 import streamlit as st
 
-from ui.components import caveats
 from analysis.media import VIDEO_SUFFIXES
+from analysis.options import OPTIONS_BY_NAME
+from ui.components import caveats
 from ui.page import page_setup, single_media_input
 from ui.runner import CROP_SIDE, VIDEO_THUMB_SIDE, analyze_video_input
 from ui.state import VIDEO_VIEW, probed, shown_video
@@ -10,7 +11,8 @@ from ui.video_view import FRAME_KEY, render_video_view, rerun_reasons
 from video.sampling import VideoOptions
 
 PATH_KEY = "video_path"     # a server-side file to analyse (tests, scripted checks)
-MAX_FRAMES = 300
+MAX_FRAMES = VideoOptions.max_frames           # the engine's cap, whatever the choice below
+FRAMES, RATE = OPTIONS_BY_NAME["frames"], OPTIONS_BY_NAME["rate"]
 
 analyzer, settings = page_setup(
     "Video check", "Upload a clip. A set of frames is analysed; faces are followed from frame to frame, and each "
@@ -37,13 +39,15 @@ with st.container(border=True):
     c1, c2 = st.columns([1, 2], gap="large")
     mode = c1.radio("Choose frames by", ["count", "rate"], key="video_mode",
                     format_func={"count": "A number of frames", "rate": "A sampling rate"}.get)
-    frames, rate = 32, None
+    frames, rate = FRAMES.default(VideoOptions), None
     if mode == "count":
-        frames = c2.slider("Frames, spread evenly over the video", 10, MAX_FRAMES, 32, key="video_frames",
-                           help="More frames: a steadier result, a longer wait.")
+        frames = c2.slider("Frames, spread evenly over the video", int(FRAMES.slider.minimum),
+                           int(min(FRAMES.slider.maximum, MAX_FRAMES)), frames, step=int(FRAMES.slider.step),
+                           key="video_frames", help="More frames: a steadier result, a longer wait.")
     else:
-        rate = c2.number_input("Frames per second of video", min_value=0.1, max_value=30.0, value=2.0, step=0.5,
-                               key="video_rate", help=f"At most {MAX_FRAMES} frames are analysed in all.")
+        rate = c2.number_input("Frames per second of video", min_value=RATE.slider.minimum,
+                               max_value=RATE.slider.maximum, value=2.0, step=RATE.slider.step, key="video_rate",
+                               help=f"At most {MAX_FRAMES} frames are analysed in all.")
     start = end = None
     if st.checkbox("Only part of the video", key="video_part"):
         if duration:

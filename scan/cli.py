@@ -20,9 +20,8 @@ from typing import Any, Iterator
 
 from analysis import __version__
 from analysis.report import utc_now
-from cli_common import add_analysis_options, run_subcommand, settings_from_args
+from cli_common import add_analysis_options, run_subcommand, settings_from_args, video_fields_from_args
 from detectors.artifacts import default_models_dir
-from video.sampling import VideoOptions
 
 from .inputs import ScanItem, list_inputs, pending, read_results, repair_tail
 from .local import ScanOptions, iter_local
@@ -167,8 +166,7 @@ def options_from_args(args: argparse.Namespace) -> ScanOptions:
     A threshold / band left out stays None: each worker's analyzer fills it from the models' operating point."""
     # AnalysisSettings validates strategy, threshold, band, margin and face size (ValueError, one line)
     settings = settings_from_args(args)
-    video = {"frames": args.frames, "every": args.every, "rate": args.rate, "start": args.start, "end": args.end}
-    VideoOptions(**video).validate()
+    video = video_fields_from_args(args)
     models_dir = default_models_dir() if args.models_dir is None else args.models_dir
     return ScanOptions(models_dir=str(Path(models_dir).resolve()), settings=settings.to_dict(), video=video,
                        torch_threads=args.torch_threads)

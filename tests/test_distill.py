@@ -90,11 +90,23 @@ def test_an_interrupted_run_resumes_without_asking_the_teachers_again(teacher_ru
     def no_teacher_pass(*args, **kwargs):
         raise AssertionError("the teachers' labels were computed again")
 
-    monkeypatch.setattr(distill.LoadedDetector, "predict", no_teacher_pass)
+    monkeypatch.setattr(distill.LoadedDetector, "logits", no_teacher_pass)
     distill.run(distill.build_parser().parse_args([*argv, "--resume"]))
     last = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 1 and [h["epoch"] for h in last["history"]] == [0, 1]
     assert np.array_equal(np.load(out / "teacher.npy"), soft)
+
+
+@pytest.mark.slow
+def test_a_teacher_with_its_own_cache_runs_only_after_its_cut(teacher_run, tmp_path):
+    from detectors.artifacts import load_artifact
+
+    argv = _with(_argv(teacher_run, tmp_path / "run"), "--teacher", f"{teacher_run['teacher']}={teacher_run['cache']}")
+    distill.run(distill.build_parser().parse_args(argv))
+    soft = np.load(tmp_path / "run" / "teacher.npy")
+    views = np.load(teacher_run["cache"] / "train_pixels.npy")
+    # the cached prefix is float16: the same probabilities as the whole model, to rounding
+    assert np.allclose(soft, load_artifact(teacher_run["teacher"]).predict(list(views)), atol=2e-3)
 
 
 def _with(argv: list[str], flag: str, value: str) -> list[str]:
@@ -116,5 +128,11 @@ def test_mismatched_inputs_are_refused_in_one_line(teacher_run, tmp_path):
     (other / "key.json").write_text(json.dumps({**key, "sbi": key["sbi"] + 3}))
     with pytest.raises(SystemExit, match="made from other data"):
         distill.run(parse(_with(_argv(teacher_run, tmp_path / "c"), "--pixels", str(other))))
+    renamed = tmp_path / "renamed_cache"
+    shutil.copytree(teacher_run["cache"], renamed)
+    (renamed / "key.json").write_text(json.dumps({**key, "name": "xception"}))
+    with pytest.raises(SystemExit, match="caches xception at 64 px, not the teacher cross_attention"):
+        distill.run(parse(_with(_argv(teacher_run, tmp_path / "e"), "--teacher",
+                                f"{teacher_run['teacher']}={renamed}")))
     with pytest.raises(SystemExit, match="--alpha"):
         distill.run(parse([*_argv(teacher_run, tmp_path / "d"), "--alpha", "1.5"]))

@@ -215,7 +215,22 @@ def test_the_sidebar_writes_no_default_bound_step_or_choice_of_its_own() -> None
 def test_the_sidebar_shows_every_slider_option_through_the_table() -> None:
     shown = {call.args[2].value for call in calls(sidebar_tree(), "_slider")
              if isinstance(call.args[2], ast.Constant)}
-    assert shown == {o.name for o in OPTIONS if o.slider is not None}
+    assert shown == {o.name for o in OPTIONS if o.slider is not None and o.target == SETTINGS}
     source = SIDEBAR.read_text(encoding="utf-8")
     for name in ("strategy", "fusion", "detectors", "whole_image", "threshold", "band"):
         assert f"OPTION['{name}']" in source or f'OPTION["{name}"]' in source, name
+
+
+def test_the_video_page_takes_its_frame_controls_from_the_table() -> None:
+    """The frame count and rate widgets of the Video page state no bound, step or default of their own."""
+    page = Path(__file__).resolve().parent.parent / "pages" / "2_Video.py"
+    tree = ast.parse(page.read_text(encoding="utf-8"))
+    widgets = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+               and n.func.attr in ("slider", "number_input") and n.args
+               and isinstance(n.args[0], ast.Constant) and "Frames" in str(n.args[0].value)]
+    assert len(widgets) == 2
+    for call in widgets:
+        values = list(call.args[1:]) + [k.value for k in call.keywords if k.arg in ("min_value", "max_value", "step")]
+        assert values and not any(isinstance(v, ast.Constant) for v in values), ast.unparse(call)
+    assert {"frames", "rate"} <= {o.name for o in OPTIONS if o.slider is not None and o.target == VIDEO}
+
