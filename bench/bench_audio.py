@@ -21,7 +21,7 @@ import torch
 from analysis.audio.encode import encode_audio
 from analysis.audio.engine import analyze_audio
 from detectors.audio_artifacts import save_audio_artifact
-from detectors.audio_registry import audio_detector_names, build_audio_model
+from detectors.audio_registry import audio_detector_names, build_audio_model, get_audio_spec
 
 
 def speech_like(seconds: float, rate: int = 16_000) -> np.ndarray:
@@ -43,9 +43,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_audio_"))
     models = Path(args.models_dir)
-    if not all((models / n).is_dir() for n in audio_detector_names()):
+    shipped = [n for n in audio_detector_names() if get_audio_spec(n).shipped]
+    if not all((models / n).is_dir() for n in shipped):
         models = tmp / "models"
-        for name in audio_detector_names():
+        for name in shipped:
             save_audio_artifact(build_audio_model(name), name, models)
     x = speech_like(args.seconds)
     files = {"wav": ("pcm_s16le", None), "mp3": ("libmp3lame", None), "m4a": ("aac", "ipod")}

@@ -94,11 +94,14 @@ def load_audio_artifact(folder: str | Path, expected_name: str | None = None) ->
 
 def load_audio_detectors(models_dir: str | Path | None = None, names: Iterable[str] | None = None
                          ) -> tuple[dict[str, LoadedAudioDetector], dict[str, str]]:
-    """Every registered audio detector (or `names`) from `<models_dir>/<name>/`: (loaded, name -> why missing)."""
+    """The audio detectors `names` from `<models_dir>/<name>/`: (loaded, name -> why missing). By default the
+    shipped ones (`AudioDetectorSpec.shipped`), and any other registered one whose folder is there."""
     models_dir = default_models_dir() if models_dir is None else Path(models_dir)
     loaded: dict[str, LoadedAudioDetector] = {}
     missing: dict[str, str] = {}
-    for name in (audio_detector_names() if names is None else list(dict.fromkeys(names))):
+    if names is None:
+        names = [n for n in audio_detector_names() if get_audio_spec(n).shipped or (models_dir / n).exists()]
+    for name in list(dict.fromkeys(names)):
         folder = models_dir / name
         if name not in audio_detector_names():
             missing[name] = f"unknown audio detector {name!r}"

@@ -29,6 +29,8 @@ class AudioDetectorSpec:
     n_mels: int = 64
     train_defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    imagenet_start: bool = False            # train.train_audio builds it with pretrained=True (offline weights)
+    shipped: bool = True                    # the app expects its artifact; others load only when their folder exists
 
     def __post_init__(self) -> None:
         if not self.name.startswith("audio_"):
@@ -72,4 +74,15 @@ register_audio(AudioDetectorSpec(
     builder=audio_models.build_audio_cnn,
     train_defaults={"lr": 2e-3, "batch_size": 32, "epochs": 14},
     description="log-mel (64 bands, 25 ms / 10 ms) and a compact 7-layer CNN with mean and max pooling over time",
+))
+
+register_audio(AudioDetectorSpec(
+    name="audio_lite0",
+    architecture=audio_models.AUDIO_LITE0_ARCH,
+    builder=audio_models.build_audio_lite0,
+    train_defaults={"lr": 1e-3, "batch_size": 32},
+    description="the same log-mel as a 3-channel image into the EfficientNet-Lite0 trunk started from ImageNet, "
+                "mean and max pooling over time",
+    imagenet_start=True,
+    shipped=False,
 ))

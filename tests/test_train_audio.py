@@ -2,6 +2,9 @@
 rows in the audio model card, on tiny synthetic speech."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -89,12 +92,9 @@ def card_report(heldout: dict) -> dict:
             "timing": {"track_seconds": 60, "windows": 29, "score_seconds": 0.1, "threads": 1}}
 
 
-def test_audio_heldout_adds_the_check_to_a_finished_run(tmp_path):
-    """train.audio_heldout on a run's report: the same speakers, the folds measured, the card written again."""
-    import json
-
+def finished_run(tmp_path: Path) -> dict:
+    """A data folder of the synthetic clips and the report of a finished run on it (no held-out folds yet)."""
     from audio_fixtures import write
-    from train.audio_heldout import main
     clips = synthetic_clips()
     data = tmp_path / "audio"
     data.mkdir()
@@ -108,6 +108,13 @@ def test_audio_heldout_adds_the_check_to_a_finished_run(tmp_path):
     report["config"] = {**vars(AudioTrainConfig(data=str(data), val_share=0.2, test_share=0.2, variants=0,
                                                 cross_epochs=1, batch_size=8)), "retired_option": 1}
     report["speakers"] = {k: sorted({clips[i].group for i in getattr(split, k)}) for k in ("train", "val", "test")}
+    return report
+
+
+def test_audio_heldout_adds_the_check_to_a_finished_run(tmp_path):
+    """train.audio_heldout on a run's report: the same speakers, the folds measured, the card written again."""
+    from train.audio_heldout import main
+    report = finished_run(tmp_path)
     path, card = tmp_path / "audio_report.json", tmp_path / "audio_cnn"
     path.write_text(json.dumps(report))
     card.mkdir()
@@ -120,3 +127,55 @@ def test_audio_heldout_adds_the_check_to_a_finished_run(tmp_path):
     path.write_text(json.dumps(report))
     with pytest.raises(SystemExit, match="no longer splits into the run's speakers"):
         main(["--report", str(path), "--experiments", "Exp.2"])
+
+
+@pytest.mark.timeout(600)
+def test_audio_heldout_in_pieces_gives_the_whole_runs_folds(tmp_path):
+    """--only runs a subset with the seeds of the whole list, --resume skips measured folds; results are merged."""
+    from train.audio_heldout import main
+    report = finished_run(tmp_path)
+    whole, piece = tmp_path / "whole.json", tmp_path / "piece.json"
+    whole.write_text(json.dumps(report))
+    piece.write_text(json.dumps(report))
+    main(["--report", str(whole), "--experiments", "Exp.1,Exp.2"])
+    full = json.loads(whole.read_text())["heldout_experiments"]
+    main(["--report", str(piece), "--experiments", "Exp.1,Exp.2", "--only", "Exp.2"])
+    assert json.loads(piece.read_text())["heldout_experiments"] == {"Exp.2": full["Exp.2"]}
+    main(["--report", str(piece), "--experiments", "Exp.1,Exp.2", "--resume"])    # only Exp.1 is left to run
+    merged = json.loads(piece.read_text())
+    assert merged["heldout_experiments"] == full and list(merged["heldout_experiments"]) == ["Exp.1", "Exp.2"]
+    assert merged["config"]["holdout_experiments"] == "Exp.1,Exp.2"
+    with pytest.raises(SystemExit, match="--only names Exp.7"):
+        main(["--report", str(piece), "--experiments", "Exp.1,Exp.2", "--only", "Exp.7"])
+
+
+def test_card_compares_another_architecture_on_the_same_split(tmp_path):
+    from train.audio_card import add_comparison, main
+    fold = {"trained_on": 10, "test_reals": 4, "test_fakes": 2, "cnn_auc": 0.95, "cnn_auc_codec": 0.9,
+            "baseline_auc": 0.7}
+    own = {**card_report({"Exp.1": fold}), "speakers": {"train": ["a"], "val": ["b"], "test": ["c"]}}
+    other = {**card_report({"Exp.1": {**fold, "cnn_auc": 0.875}}), "speakers": own["speakers"],
+             "detector": "audio_lite0", "architecture": "lite0-arch", "command": "python -m train.train_audio --x 1"}
+    other["cnn"] = {**other["cnn"], "test_auc": 0.625}
+    card = render_audio_card(add_comparison(json.loads(json.dumps(own)), other))
+    assert "## ImageNet start on spectrograms, measured" in card and "python -m train.train_audio --x 1" in card
+    row = next(line for line in card.splitlines() if line.startswith("| audio_lite0 |"))
+    assert "| 0.625 |" in row and "| 0.875 |" in row
+    assert "ImageNet start" not in render_audio_card(own)
+    with pytest.raises(SystemExit, match="other speakers"):
+        add_comparison(own, {**other, "speakers": {"train": ["z"]}})
+
+    paths = tmp_path / "own.json", tmp_path / "other.json"
+    for path, r in zip(paths, (own, other)):
+        path.write_text(json.dumps(r))
+    (tmp_path / "audio_cnn").mkdir()
+    main(["--report", str(paths[0]), "--compare", str(paths[1]), "--card", str(tmp_path / "audio_cnn")])
+    assert "audio_lite0" in json.loads(paths[0].read_text())["comparisons"]
+    assert "| audio_lite0 |" in (tmp_path / "audio_cnn" / "MODEL_CARD.md").read_text()
+
+
+def test_command_line_names_what_differs_from_the_defaults():
+    from train.train_audio import command_line
+    cfg = AudioTrainConfig(name="audio_lite0", lr=1e-3, mlflow=False, holdout_experiments="Exp.1")
+    assert command_line(cfg) == ("python -m train.train_audio --name audio_lite0 --lr 0.001 "
+                                 "--holdout-experiments Exp.1 --no-mlflow")

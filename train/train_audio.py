@@ -25,6 +25,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -171,7 +172,7 @@ def train_cnn(variants: list[list[np.ndarray]], labels: np.ndarray, val_waves: l
               tracker: Tracker | None = None, prefix: str = "") -> tuple[nn.Module, list[dict[str, float]]]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = build_audio_model(cfg.name)
+    model = build_audio_model(cfg.name, pretrained=get_audio_spec(cfg.name).imagenet_start)
     size = int(round(limits.window_seconds * SAMPLE_RATE))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(labels) / cfg.batch_size)
@@ -267,17 +268,29 @@ def experiment_fold(clips: list[Clip], split: Split, experiment: str) -> Split |
     return fold
 
 
+def experiment_names(cfg: AudioTrainConfig) -> list[str]:
+    return [e.strip() for e in cfg.holdout_experiments.split(",") if e.strip()]
+
+
 def heldout_experiments(clips: list[Clip], waves: list[np.ndarray], variants: dict[int, list[np.ndarray]],
                         feats: np.ndarray, split: Split, cfg: AudioTrainConfig, limits: AudioLimits,
-                        tracker: Tracker | None = None) -> dict[str, dict[str, Any]]:
+                        tracker: Tracker | None = None, only: Collection[str] | None = None,
+                        on_result: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
     """One fold per experiment of cfg.holdout_experiments: the CNN (cfg.cross_epochs) and the baseline trained
-    without its fakes, their AUC on its fakes against the test speakers' reals (clean, and the CNN after MP3)."""
+    without its fakes, their AUC on its fakes against the test speakers' reals (clean, and the CNN after MP3).
+
+    `only` runs a subset; a fold's seed is its place in the whole list, so a subset gives the numbers the whole
+    run would. `on_result(experiment, result)` is called after each fold (train.audio_heldout saves there)."""
     y = np.array([c.label for c in clips])
     out: dict[str, dict[str, Any]] = {}
-    for k, experiment in enumerate(e.strip() for e in cfg.holdout_experiments.split(",") if e.strip()):
+    for k, experiment in enumerate(experiment_names(cfg)):
+        if only is not None and experiment not in only:
+            continue
         fold = experiment_fold(clips, split, experiment)
         if fold is None:
             out[experiment] = {"skipped": "train, validation or test would lack reals or fakes without it"}
+            if on_result:
+                on_result(experiment, out[experiment])
             continue
         model, _ = train_cnn([variants[i] for i in fold.train], y[fold.train], [waves[i] for i in fold.val],
                              y[fold.val], replace(cfg, seed=cfg.seed + 20 + k), cfg.cross_epochs, limits, tracker,
@@ -290,7 +303,23 @@ def heldout_experiments(clips: list[Clip], waves: list[np.ndarray], variants: di
                            "cnn_auc_codec": _auc(test_y, clip_logits(model, [mp3_32k(x) for x in test_w], limits)),
                            "baseline_auc": _auc(test_y, b_test)}
         print(f"held out {experiment}: {json.dumps(out[experiment])}", flush=True)
+        if on_result:
+            on_result(experiment, out[experiment])
     return out
+
+
+def command_line(cfg: AudioTrainConfig) -> str:
+    """The command that trains this run again: the options that differ from the defaults."""
+    parts = ["python -m train.train_audio"]
+    for f in AudioTrainConfig.__dataclass_fields__.values():
+        value, flag = getattr(cfg, f.name), f"--{f.name.replace('_', '-')}"
+        if value == f.default:
+            continue
+        if isinstance(value, bool):
+            parts.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            parts.append(f"{flag} {value}" if str(value) and " " not in str(value) else f"{flag} '{value}'")
+    return " ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -351,7 +380,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     baseline = {"val_auc": _auc(val_y, b_val), "test_auc": _auc(test_y, b_test),
                 "test_auc_codec": _auc(test_y, b_codec)}
 
-    cross: dict[str, Any] = {}
+    # The report is written after every stage, so a run stopped in its checks keeps what it measured.
+    report: dict[str, Any] = {
+        "detector": cfg.name, "architecture": spec.architecture, "config": asdict(cfg), "command": command_line(cfg),
+        "run_id": run_id, "split": {k: len(v) for k, v in asdict(split).items()},
+        "speakers": {k: sorted({clips[i].group for i in v}) for k, v in asdict(split).items()},
+        "temperature": temperature, "cnn": cnn, "baseline": baseline, "cross_source": {}, "heldout_experiments": {},
+        "val_auc_by_source": val_by_source, "history": history, "timing": time_track(model, limits),
+        "parameters": sum(p.numel() for p in model.parameters()), "train_minutes": None}
+
+    def write_report() -> None:
+        report["train_minutes"] = round((time.time() - started) / 60, 1)
+        (out / "audio_report.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    write_report()
+    cross: dict[str, Any] = report["cross_source"]
     if cfg.holdout_language:
         held = [i for i, c in enumerate(clips) if c.language == cfg.holdout_language]
         keep = [i for i in split.train if clips[i].language != cfg.holdout_language]
@@ -362,27 +405,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                        y[keep_val], cross_cfg, cfg.cross_epochs, limits, tracker, prefix="cross_")
             held_w, held_y = subset(held)
             (b_held,) = baseline_scores(feats[keep], y[keep], [feats[held]])
-            cross = {"held_out": f"language {cfg.holdout_language}", "trained_on": len(keep), "tested_on": len(held),
-                     "cnn_auc": _auc(held_y, clip_logits(cross_model, held_w, limits)),
-                     "cnn_auc_codec": _auc(held_y, clip_logits(cross_model, mp3(held_w), limits)),
-                     "baseline_auc": _auc(held_y, b_held)}
+            cross.update({"held_out": f"language {cfg.holdout_language}", "trained_on": len(keep),
+                          "tested_on": len(held), "cnn_auc": _auc(held_y, clip_logits(cross_model, held_w, limits)),
+                          "cnn_auc_codec": _auc(held_y, clip_logits(cross_model, mp3(held_w), limits)),
+                          "baseline_auc": _auc(held_y, b_held)})
+            write_report()
 
-    by_experiment = heldout_experiments(clips, waves, variants, feats, split, cfg, limits, tracker)
+    by_experiment: dict[str, dict[str, Any]] = report["heldout_experiments"]
 
-    timing = time_track(model, limits)
-    report = {"detector": cfg.name, "architecture": spec.architecture, "config": asdict(cfg), "run_id": run_id,
-              "split": {k: len(v) for k, v in asdict(split).items()},
-              "speakers": {k: sorted({clips[i].group for i in v}) for k, v in asdict(split).items()},
-              "temperature": temperature, "cnn": cnn, "baseline": baseline, "cross_source": cross,
-              "heldout_experiments": by_experiment, "val_auc_by_source": val_by_source, "history": history, "timing": timing,
-              "parameters": sum(p.numel() for p in model.parameters()),
-              "train_minutes": round((time.time() - started) / 60, 1)}
+    def fold_done(experiment: str, result: dict[str, Any]) -> None:
+        by_experiment[experiment] = result
+        write_report()
+
+    heldout_experiments(clips, waves, variants, feats, split, cfg, limits, tracker, on_result=fold_done)
     tracker.log_metrics({"val_auc": cnn["val_auc"], "test_auc": cnn["test_auc"],
                          "test_auc_codec": cnn["test_auc_codec"], "baseline_test_auc": baseline["test_auc"],
                          "cross_cnn_auc": cross.get("cnn_auc"), "cross_baseline_auc": cross.get("baseline_auc"),
                          "temperature": temperature,
                          **{f"{e}_out_cnn_auc": r.get("cnn_auc") for e, r in by_experiment.items()}})
-    (out / "audio_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_report()
     tracker.log_artifact(out / "audio_report.json")
     if cfg.save:
         folder = save_audio_artifact(
