@@ -41,6 +41,7 @@ from detectors.preprocess import resize_rgb
 from detectors.registry import build_model, get_spec
 from train.calibration import fit_temperature
 from train.checkpoints import cpu_state, save_checkpoint
+from train.run_record import finish_run
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
 from train.frozen_prefix import (auc_by_source, balance_weights, manifest_metrics, pixels_tensor, split_metrics,
                                  split_model, training_views)
@@ -286,20 +287,7 @@ def run(args: argparse.Namespace) -> Path:
     ckpt = {"name": args.name, "model": cpu_state(model), "model_kwargs": dict(model.detector_kwargs),
             "input_size": args.size, "temperature": temperature, "epoch": result["best_epoch"],
             "metrics": manifest_metrics(temperature, metrics), "training": json_safe(training), "run_id": ""}
-    if not args.no_mlflow:
-        from train.tracking import Tracker
-        tracker = Tracker()
-        if tracker.enabled:
-            tracker.start(run_name=f"distill-{args.name}", tags={"recipe": "distill"})
-            tracker.log_params({k: v for k, v in vars(args).items() if not isinstance(v, list)})
-            for entry in result["history"]:
-                tracker.log_metrics({"loss": entry["loss"], "val_auc": entry["val_auc"]}, step=entry["epoch"])
-            tracker.log_metrics({k: v for k, v in ckpt["metrics"].items() if isinstance(v, float)})
-            ckpt["run_id"] = tracker.run_id or ""
-            tracker.end()
-    best = out_dir / "best.pt"
-    save_checkpoint(best, ckpt)
-    (out_dir / "metrics.json").write_text(json.dumps(json_safe({"metrics": metrics}), indent=2))
+    best = finish_run(out_dir, ckpt, args, result["history"], f"distill-{args.name}", "distill", {"metrics": metrics})
     log.info("test AUC %.4f by source %s", metrics["test"]["calibrated"]["auc"], metrics["test"]["auc_by_source"])
     return best
 

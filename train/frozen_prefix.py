@@ -39,6 +39,7 @@ from detectors.registry import build_model, detector_names, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature, fit_temperature
 from train.checkpoints import cpu_state, save_checkpoint
+from train.run_record import finish_run
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
 from train.dataset import read_rgb
 from train.metrics import compute_metrics, expected_calibration_error, roc_auc, source_groups
@@ -531,22 +532,8 @@ def run(args: argparse.Namespace) -> Path:
     ckpt = {"name": args.name, "model": cpu_state(split.model), "model_kwargs": dict(model.detector_kwargs),
             "input_size": args.size, "temperature": temperature, "epoch": fit["best_epoch"],
             "metrics": manifest_metrics(temperature, metrics), "training": json_safe(training), "run_id": ""}
-    if not args.no_mlflow:
-        from train.tracking import Tracker
-        tracker = Tracker()
-        if tracker.enabled:
-            tracker.start(run_name=f"prefix-{args.name}", tags={"recipe": "frozen_prefix"})
-            tracker.log_params({k: v for k, v in vars(args).items() if not isinstance(v, list)})
-            for entry in fit["history"]:
-                tracker.log_metrics({"loss": entry["loss"], "val_auc": entry["val_auc"]}, step=entry["epoch"])
-            tracker.log_metrics({k: v for k, v in ckpt["metrics"].items() if isinstance(v, float)})
-            if probe:
-                tracker.log_dict(json_safe(probe), "probe.json")
-            ckpt["run_id"] = tracker.run_id or ""
-            tracker.end()
-    best = out_dir / "best.pt"
-    save_checkpoint(best, ckpt)
-    (out_dir / "metrics.json").write_text(json.dumps(json_safe({"metrics": metrics, "probe": probe}), indent=2))
+    best = finish_run(out_dir, ckpt, args, fit["history"], f"prefix-{args.name}", "frozen_prefix",
+                      {"metrics": metrics, "probe": probe}, logged={"probe.json": probe} if probe else None)
     log.info("test AUC %.4f by source %s", metrics["test"]["calibrated"]["auc"], metrics["test"]["auc_by_source"])
     return best
 
