@@ -72,7 +72,8 @@ def test_a_student_learns_from_the_teachers_and_converts(teacher_run, tmp_path, 
 def test_an_interrupted_run_resumes_without_asking_the_teachers_again(teacher_run, tmp_path, monkeypatch):
     out = tmp_path / "run"
     argv = _argv(teacher_run, out, "--epochs", "2")
-    real_auc, calls = distill.auc_by_source, []
+    from train import epochs
+    real_auc, calls = epochs.auc_by_source, []
 
     def interrupt_in_the_second_epoch(*args, **kwargs):
         calls.append(1)
@@ -80,11 +81,11 @@ def test_an_interrupted_run_resumes_without_asking_the_teachers_again(teacher_ru
             raise KeyboardInterrupt
         return real_auc(*args, **kwargs)
 
-    monkeypatch.setattr(distill, "auc_by_source", interrupt_in_the_second_epoch)
+    monkeypatch.setattr(epochs, "auc_by_source", interrupt_in_the_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         distill.run(distill.build_parser().parse_args(argv))
     assert torch.load(out / "last.pt", map_location="cpu", weights_only=True)["epoch"] == 0
-    monkeypatch.setattr(distill, "auc_by_source", real_auc)
+    monkeypatch.setattr(epochs, "auc_by_source", real_auc)
     soft = np.load(out / "teacher.npy")
 
     def no_teacher_pass(*args, **kwargs):

@@ -105,8 +105,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
     argv = ["--name", "cross_attention", "--data", str(data), "--size", "64", "--cut", "rgb.blocks.3",
             "--sbi", "0", "--epochs", "3", "--samples-per-epoch", "16", "--batch-size", "8", "--no-mlflow",
             "--threads", "1", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "run")]
+    from train import epochs
     saves = []
-    real_save = fp.save_checkpoint
+    real_save = epochs.save_checkpoint
 
     def killed_during_epoch_two(path, state):
         if path.name == "last.pt" and state["epoch"] == 1:
@@ -114,10 +115,10 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
         saves.append(path.name)
         real_save(path, state)
 
-    monkeypatch.setattr(fp, "save_checkpoint", killed_during_epoch_two)
+    monkeypatch.setattr(epochs, "save_checkpoint", killed_during_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         fp.run(fp.build_parser().parse_args(argv))
-    monkeypatch.setattr(fp, "save_checkpoint", real_save)
+    monkeypatch.setattr(epochs, "save_checkpoint", real_save)
     first = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["history"]
     assert [h["epoch"] for h in first] == [0]
     best = fp.run(fp.build_parser().parse_args(argv + ["--resume"]))

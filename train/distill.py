@@ -26,7 +26,6 @@ import json
 import logging
 import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -40,10 +39,11 @@ from detectors.artifacts import LoadedDetector, load_artifact
 from detectors.preprocess import resize_rgb
 from detectors.registry import build_model, get_spec
 from train.calibration import fit_temperature
-from train.checkpoints import cpu_state, save_checkpoint
+from train.checkpoints import cpu_state
+from train.epochs import EpochPlan, run_epochs
 from train.run_record import finish_run
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
-from train.frozen_prefix import (auc_by_source, balance_weights, manifest_metrics, pixels_tensor, split_metrics,
+from train.frozen_prefix import (balance_weights, manifest_metrics, pixels_tensor, split_metrics,
                                  split_model, training_views)
 from train.metrics import roc_auc
 
@@ -171,53 +171,17 @@ def fit(model: nn.Module, views: dict[str, dict], soft: np.ndarray, args: argpar
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.15,
                                                     anneal_strategy="cos")
     weights = balance_weights(train["labels"], train["sources"], args.balance)
-    rng = np.random.default_rng(args.seed)
-    history, best, start_epoch = [], {"score": -1.0, "epoch": -1}, 0
-    last = out_dir / "last.pt"
-    if args.resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        if state["scheduler"].get("total_steps") != total:
-            raise SystemExit(f"--resume needs the interrupted run's --epochs, --samples-per-epoch and --batch-size "
-                             f"({state['scheduler'].get('total_steps')} steps in all, not {total})")
-        model.load_state_dict(state["model"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
-        rng = np.random.default_rng([args.seed, start_epoch])
-        log.info("resumed at epoch %d", start_epoch)
     loss_fn = nn.BCEWithLogitsLoss()
-    for epoch in range(start_epoch, args.epochs):
-        model.train()
-        t0, losses = time.time(), []
-        for _ in range(steps_per_epoch):
-            idx = np.sort(rng.choice(len(target), size=args.batch_size, p=weights))
-            x = student_batch(train["pixels"], idx, args.size, spec.mean, spec.std, flip=rng.random(len(idx)) < 0.5)
-            loss = loss_fn(model(x).reshape(-1), target[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-        val_logits = student_logits(model, val["pixels"], args.size, spec.mean, spec.std)
-        by_source = auc_by_source(val["labels"], val_logits, val["sources"], pair_reals)
-        scores = [v for v in by_source.values() if v is not None]
-        score = float(np.mean(scores)) if scores else float("nan")
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)),
-                 "val_auc": float(roc_auc(val["labels"], val_logits)), "val_auc_by_source": by_source,
-                 "val_mean_source_auc": score, "seconds": time.time() - t0}
-        history.append(entry)
-        log.info("epoch %d: loss %.4f val AUC %.4f by source %s (%.0fs)", epoch, entry["loss"], entry["val_auc"],
-                 {k: round(v, 4) for k, v in by_source.items() if v is not None}, entry["seconds"])
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch}
-            save_checkpoint(out_dir / "best_state.pt", {"model": cpu_state(model), "epoch": epoch})
-        save_checkpoint(last, {"model": cpu_state(model), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "history": history, "best": best,
-                               "epoch": epoch})
-    best_state = torch.load(out_dir / "best_state.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(best_state["model"], strict=True)
-    return {"history": history, "best_epoch": best["epoch"]}
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
+        idx = np.sort(rng.choice(len(target), size=args.batch_size, p=weights))
+        x = student_batch(train["pixels"], idx, args.size, spec.mean, spec.std, flip=rng.random(len(idx)) < 0.5)
+        return loss_fn(model(x).reshape(-1), target[idx])
+
+    plan = EpochPlan(epochs=args.epochs, steps_per_epoch=steps_per_epoch, seed=args.seed, resume=args.resume)
+    return run_epochs(model, list(model.parameters()), optimizer, scheduler, plan, out_dir, batch_loss, model.train,
+                      lambda: student_logits(model, val["pixels"], args.size, spec.mean, spec.std), val["labels"],
+                      val["sources"], pair_reals)
 
 
 def build_parser() -> argparse.ArgumentParser:

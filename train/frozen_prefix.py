@@ -38,11 +38,12 @@ from detectors.preprocess import check_crop, resize_rgb, to_tensor_batch
 from detectors.registry import build_model, detector_names, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature, fit_temperature
-from train.checkpoints import cpu_state, save_checkpoint
+from train.checkpoints import cpu_state
+from train.epochs import EpochPlan, run_epochs
 from train.run_record import finish_run
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
 from train.dataset import read_rgb
-from train.metrics import compute_metrics, expected_calibration_error, roc_auc, source_groups
+from train.metrics import auc_by_source, compute_metrics, expected_calibration_error, roc_auc
 
 log = logging.getLogger("train.frozen_prefix")
 CHUNK = 128
@@ -267,16 +268,6 @@ def pixels_tensor(pixels: np.ndarray, mean: Sequence[float], std: Sequence[float
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def auc_by_source(labels: np.ndarray, probs: np.ndarray, sources: Sequence[str],
-                  pair_reals: dict[str, str]) -> dict[str, float | None]:
-    """AUC within each source; a source of fakes only is paired with the reals of its partner source."""
-    out: dict[str, float | None] = {}
-    for src, idx in source_groups(sources, labels, pair_reals).items():
-        y = labels[idx]
-        out[src] = float(roc_auc(y, probs[idx])) if len(set(y.tolist())) == 2 else None
-    return out
-
-
 def split_metrics(labels: np.ndarray, logits: np.ndarray, temperature: float, sources: Sequence[str],
                   pair_reals: dict[str, str]) -> dict:
     raw, cal = apply_temperature(logits, 1.0), apply_temperature(logits, temperature)
@@ -333,56 +324,20 @@ def fit_suffix(split: PrefixSplit, train: FeatureSet, val: FeatureSet, args: arg
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[g["lr"] for g in groups], total_steps=total,
                                                     pct_start=0.1, anneal_strategy="cos")
     weights = balance_weights(train.labels, train.sources, args.balance)
-    rng = np.random.default_rng(args.seed)
-    history, best, start_epoch = [], {"score": -1.0}, 0
-    last = out_dir / "last.pt"
-    if args.resume and last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=True)
-        if state["scheduler"].get("total_steps") != total:
-            raise SystemExit(f"--resume needs the interrupted run's --epochs, --samples-per-epoch and --batch-size "
-                             f"({state['scheduler'].get('total_steps')} steps in all, not {total})")
-        split.model.load_state_dict(state["model"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
-        rng = np.random.default_rng([args.seed, start_epoch])
-        log.info("resumed at epoch %d", start_epoch)
     loss_fn = nn.BCEWithLogitsLoss()
-    for epoch in range(start_epoch, args.epochs):
-        split.train_mode()
-        t0, losses = time.time(), []
-        for _ in range(steps_per_epoch):
-            idx = np.sort(rng.choice(len(train.labels), size=args.batch_size, p=weights))
-            x, px = train.batch(idx, flip=rng.random(len(idx)) < 0.5)
-            if args.feature_dropout > 0:
-                x = nn.functional.dropout2d(x, args.feature_dropout, training=True)
-            y = torch.from_numpy(train.labels[idx].astype(np.float32))
-            loss = loss_fn(split.forward_suffix(x, pixels=px).reshape(-1), y * (1 - args.label_smoothing)
-                           + 0.5 * args.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-        val_logits = logits_of(split, val)
-        by_source = auc_by_source(val.labels, val_logits, val.sources, pair_reals)
-        scores = [v for v in by_source.values() if v is not None]
-        score = float(np.mean(scores)) if scores else float("nan")
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "val_auc": float(roc_auc(val.labels, val_logits)),
-                 "val_auc_by_source": by_source, "val_mean_source_auc": score, "seconds": time.time() - t0}
-        history.append(entry)
-        log.info("epoch %d: loss %.4f val AUC %.4f by source %s (%.0fs)", epoch, entry["loss"], entry["val_auc"],
-                 {k: round(v, 4) for k, v in by_source.items() if v is not None}, entry["seconds"])
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch}
-            save_checkpoint(out_dir / "best_state.pt", {"model": cpu_state(split.model), "epoch": epoch})
-        save_checkpoint(last, {"model": cpu_state(split.model), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "history": history, "best": best,
-                               "epoch": epoch})
-    best_state = torch.load(out_dir / "best_state.pt", map_location="cpu", weights_only=True)
-    split.model.load_state_dict(best_state["model"], strict=True)
-    return {"history": history, "best_epoch": best["epoch"]}
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
+        idx = np.sort(rng.choice(len(train.labels), size=args.batch_size, p=weights))
+        x, px = train.batch(idx, flip=rng.random(len(idx)) < 0.5)
+        if args.feature_dropout > 0:
+            x = nn.functional.dropout2d(x, args.feature_dropout, training=True)
+        y = torch.from_numpy(train.labels[idx].astype(np.float32))
+        return loss_fn(split.forward_suffix(x, pixels=px).reshape(-1), y * (1 - args.label_smoothing)
+                       + 0.5 * args.label_smoothing)
+
+    plan = EpochPlan(epochs=args.epochs, steps_per_epoch=steps_per_epoch, seed=args.seed, resume=args.resume)
+    return run_epochs(split.model, params, optimizer, scheduler, plan, out_dir, batch_loss, split.train_mode,
+                      lambda: logits_of(split, val), val.labels, val.sources, pair_reals)
 
 
 # ---------------------------------------------------------------------------------------------- the probe

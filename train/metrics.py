@@ -411,3 +411,13 @@ def save_plots(y_true: Sequence, probs: Sequence, out_dir: str | Path, prefix: s
             plot_confusion(confusion(y, p, threshold), out_dir / f"{prefix}_confusion.png",
                            f"Confusion ({prefix}, t={threshold:.2f})"),
             plot_reliability(series, out_dir / f"{prefix}_reliability.png", title=f"Reliability ({prefix})")]
+
+
+def auc_by_source(labels: np.ndarray, probs: np.ndarray, sources: Sequence[str],
+                  pair_reals: dict[str, str]) -> dict[str, float | None]:
+    """AUC within each source; a source of fakes only is paired with the reals of its partner source."""
+    out: dict[str, float | None] = {}
+    for src, idx in source_groups(sources, labels, pair_reals).items():
+        y = labels[idx]
+        out[src] = float(roc_auc(y, probs[idx])) if len(set(y.tolist())) == 2 else None
+    return out
