@@ -81,6 +81,7 @@ class Teacher:
     model after the cut runs (the cached prefix is the same frozen ImageNet part the artifact holds)."""
     detector: LoadedDetector
     cache: Path | None = None
+    cut: str | None = None      # the cache's last frozen layer (from its key.json)
 
     @property
     def name(self) -> str:
@@ -100,16 +101,15 @@ def parse_teacher(item: str) -> Teacher:
     if key.get("name") != detector.name or int(key.get("size", -1)) != detector.input_size:
         raise SystemExit(f"{cache} caches {key.get('name')} at {key.get('size')} px, not the teacher {detector.name} "
                          f"at {detector.input_size} px")
-    return Teacher(detector, Path(cache))
+    return Teacher(detector, Path(cache), key["cut"])
 
 
 def _suffix_logits(teacher: Teacher, pixels: np.ndarray, n: int, batch: int) -> np.ndarray:
-    key = json.loads((teacher.cache / "key.json").read_text())
     features = np.load(teacher.cache / "train.npy", mmap_mode="r")
     if len(features) != n:
         raise SystemExit(f"{teacher.cache} holds {len(features)} training views, the pixel cache {n}: "
                          f"they were made from other data")
-    split = split_model(teacher.detector.model, key["cut"])
+    split = split_model(teacher.detector.model, teacher.cut)
     split.model.eval()
     out = []
     with torch.inference_mode():
