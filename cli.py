@@ -261,7 +261,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             man = m["manifest"]
             metrics = man.get("metrics") or {}
             shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-            print(f"{'':16} weights {m['weights']}  sha256 {m['checksum'][:12]}…  T={man.get('temperature')}")
+            print(f"{'':16} weights {m['weights']}  sha256 {m['checksum'][:12]}…  T={man.get('temperature')}  "
+                  f"engine {m['engine']}")
             if shown:
                 print(f"{'':16} " + "  ".join(f"{k}={v:.3f}" for k, v in sorted(shown.items())))
     if analyzer.detectors:

@@ -367,7 +367,8 @@ class Analyzer:
     # ---- what the Models page, `cli.py models` and GET /v1/models show ----------------------
     def model_info(self) -> list[dict[str, Any]]:
         """Per registered detector: load status, manifest, checksum, and the gate: `votes` (in the default
-        ensemble), `gate_reason` (why it fails the gate; null when it passes or is not loaded), `gate_floor`."""
+        ensemble), `gate_reason` (why it fails the gate; null when it passes or is not loaded), `gate_floor`, and
+        the `engine` that scores faces (onnxruntime or pytorch)."""
         info = []
         voting = set(self.default_detectors())
         for n in detector_names():
@@ -379,7 +380,7 @@ class Analyzer:
             if n in self.detectors:
                 d = self.detectors[n]
                 entry.update({"input_size": d.input_size, "weights": str(self.models_dir / n / d.manifest.weights_file),
-                              "checksum": d.checksum, "checksum_verified": True,
+                              "checksum": d.checksum, "checksum_verified": True, "engine": d.engine,
                               "weight_in_ensemble": round(self.weights[n], 4),
                               "gate_reason": self.gate[n].reason,
                               "gate_auc_by_source": {k: round(v, 4) for k, v in self.gate[n].auc_by_source.items()},

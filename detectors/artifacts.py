@@ -3,16 +3,22 @@
 An artifact is a folder `<models_dir>/<name>/` holding
   * `model.safetensors` - the state dict in float16 (float32 for models fp16 would change; integer buffers keep their dtype); never a pickle;
   * `manifest.json`     - a Manifest: what to build (architecture, kwargs, input size, normalisation), the
-                          calibration (temperature, threshold), the weights' sha256, and where they came from.
-Loading checks the manifest, the checksum and the architecture, rebuilds the model with build_model and loads the
-weights with strict=True, upcast to float32. Every refusal is an ArtifactError with a one-line message.
+                          calibration (temperature, threshold), the weights' sha256, and where they came from;
+  * `model.onnx`        - when the model has an ONNX form: its inference graph without weights (detectors.onnx_graph),
+                          with its own sha256 in the manifest.
+Loading checks the manifest, the checksums and the architecture and the weights' shapes against a rebuild. A
+detector with a graph scores faces with ONNX Runtime, its weights filled in from the checked safetensors, and builds
+its PyTorch model (strict load) only when Grad-CAM or feature maps ask for it; one without a graph loads the PyTorch
+model at once. Every refusal is an ArtifactError with a one-line message.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -26,6 +32,7 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 
 from detectors.checksums import sha256_bytes
+from detectors.onnx_graph import GRAPH_FILE, GraphError, GraphSession, export_graph
 from detectors.preprocess import to_tensor_batch
 from detectors.registry import DetectorSpec, build_model, detector_names, get_spec, model_kwargs_for
 
@@ -37,6 +44,9 @@ WEIGHTS_DTYPE = "float16"
 WEIGHTS_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 MODELS_ENV = "DEEPFAKE_MODELS_DIR"
 PROJECT_MODELS_DIR = Path(__file__).resolve().parent.parent / "converted_models"
+ENGINES = ("onnxruntime", "pytorch")
+
+log = logging.getLogger(__name__)
 
 
 def default_models_dir() -> Path:
@@ -76,6 +86,8 @@ class Manifest:
     run_id: str = ""
     modality: str = "face"          # "face" (detectors.registry) or "audio" (detectors.audio_registry)
     audio: dict[str, Any] = field(default_factory=dict)   # audio detectors: sample_rate, window_seconds
+    graph_file: str = ""            # face detectors with an ONNX form: model.onnx (detectors.onnx_graph)
+    graph_sha256: str = ""
 
     @property
     def channels(self) -> int:
@@ -98,7 +110,7 @@ class Manifest:
             raise ArtifactError(f"{where} has format_version {version!r}; this program reads up to {FORMAT_VERSION}")
         expected = {"name": str, "architecture": str, "model_kwargs": dict, "weights_file": str, "sha256": str,
                     "dtype": str, "training": dict, "metrics": dict, "created": str, "run_id": str,
-                    "modality": str, "audio": dict}
+                    "modality": str, "audio": dict, "graph_file": str, "graph_sha256": str}
         for key, kind in expected.items():
             if key in data and not isinstance(data[key], kind):
                 raise ArtifactError(f"{where}: {key} must be a {kind.__name__}, not {type(data[key]).__name__}")
@@ -116,6 +128,12 @@ class Manifest:
                 raise ArtifactError(f"{where}: {key} must be a list of {channels} numbers, not {value!r}")
         if not all(v > 0 for v in data["std"]):
             raise ArtifactError(f"{where}: std must be positive, not {data['std']!r}")
+        graph = data.get("graph_file", "")
+        if graph and (Path(graph).name != graph or not graph.endswith(".onnx") or modality != "face"):
+            raise ArtifactError(f"{where}: graph_file must be an .onnx file name inside the folder of a face "
+                                f"detector, not {graph!r}")
+        if graph and not data.get("graph_sha256"):
+            raise ArtifactError(f"{where}: graph_file {graph!r} comes without its graph_sha256")
         temperature, threshold = data["temperature"], data["threshold"]
         if not _is_number(temperature) or not math.isfinite(temperature) or temperature <= 0:
             raise ArtifactError(f"{where}: temperature must be a positive number, not {temperature!r}")
@@ -129,7 +147,7 @@ class Manifest:
         return cls(**values)
 
 
-_OPTIONAL = {"training", "metrics", "created", "run_id", "modality", "audio"}
+_OPTIONAL = {"training", "metrics", "created", "run_id", "modality", "audio", "graph_file", "graph_sha256"}
 MODALITIES = ("face", "audio")
 
 
@@ -195,13 +213,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_size: int | None = None,
                   model_kwargs: dict[str, Any] | None = None, temperature: float = 1.0, threshold: float = 0.5,
                   training: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
-                  run_id: str | None = None, dtype: str = WEIGHTS_DTYPE) -> Path:
-    """Write `<out_dir>/<name>/model.safetensors` (float16, or float32 on request) and `manifest.json`; return
-    the folder.
+                  run_id: str | None = None, dtype: str = WEIGHTS_DTYPE, graph: bool = True) -> Path:
+    """Write `<out_dir>/<name>/model.safetensors` (float16, or float32 on request), `manifest.json` and, when
+    `graph` is true and the model has an ONNX form, `model.onnx`; return the folder.
 
     input_size / model_kwargs default to what build_model recorded on the model, then to the spec's defaults.
     The weights are checked against a model rebuilt from the manifest before anything is written, so a saved
-    artifact always loads.
+    artifact always loads. A model without an ONNX form is saved without a graph and runs in PyTorch.
     """
     spec = get_spec(name)
     if input_size is None:
@@ -222,19 +240,48 @@ def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_siz
                             f"{problem}")
     run_id = run_id or (training or {}).get("run_id") or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     data = safetensors_save(state, metadata={"name": name, "architecture": spec.architecture})
+    graph_bytes = b""
+    if graph:
+        try:
+            graph_bytes = export_graph(model, int(input_size))
+        except GraphError as exc:
+            log.warning("%s: no ONNX graph, it will run in PyTorch (%s)", name, exc)
     manifest = Manifest(
         format_version=FORMAT_VERSION, name=name, architecture=spec.architecture, model_kwargs=model_kwargs,
         input_size=int(input_size), mean=[float(v) for v in spec.mean], std=[float(v) for v in spec.std],
         temperature=float(temperature), threshold=float(threshold), weights_file=WEIGHTS_FILE,
         sha256=sha256_bytes(data), dtype=dtype, training=_jsonable(dict(training or {})),
         metrics=_jsonable(dict(metrics or {})), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        run_id=str(run_id))
+        run_id=str(run_id), graph_file=GRAPH_FILE if graph_bytes else "",
+        graph_sha256=sha256_bytes(graph_bytes) if graph_bytes else "")
     Manifest.from_dict(manifest.to_dict(), where=f"{name} manifest")   # same checks as loading
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / WEIGHTS_FILE, data)
+    if graph_bytes:
+        _atomic_write(folder / GRAPH_FILE, graph_bytes)
+    else:
+        (folder / GRAPH_FILE).unlink(missing_ok=True)   # a graph of an earlier save would not match these weights
     _atomic_write(folder / MANIFEST_FILE, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
     return folder
+
+
+def attach_graph(folder: str | Path, graph: bytes | None) -> Manifest:
+    """Give an existing face artifact the graph `graph` (None: take its graph away), leaving its weights file as it
+    is; returns the new manifest. The caller checks that the graph computes what the weights' model computes."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest.modality != "face":
+        raise ArtifactError(f"{folder} holds an {manifest.modality} detector; only face detectors have graphs")
+    manifest.graph_file = GRAPH_FILE if graph else ""
+    manifest.graph_sha256 = sha256_bytes(graph) if graph else ""
+    Manifest.from_dict(manifest.to_dict(), where=f"{manifest.name} manifest")
+    if graph:
+        _atomic_write(folder / GRAPH_FILE, graph)
+    _atomic_write(folder / MANIFEST_FILE, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
+    if not graph:
+        (folder / GRAPH_FILE).unlink(missing_ok=True)
+    return manifest
 
 
 def read_manifest(folder: str | Path) -> Manifest:
@@ -298,16 +345,40 @@ class Calibrated:
         return 0.5 * (1.0 + np.tanh(0.5 * z))   # sigmoid without overflow
 
 
-@dataclass
 class LoadedDetector(Calibrated):
-    """A detector ready for inference: the model is in eval mode, float32, on the CPU. Inference is read-only, so
-    one instance can serve several threads."""
+    """A detector ready for inference on the CPU. Faces are scored by ONNX Runtime when the artifact has a graph
+    (`engine` says which), else by the PyTorch model in eval mode, float32. `model` is the PyTorch model for
+    Grad-CAM and feature maps: with a graph it is built on first use from the same checked weights file.
+    Inference is read-only, so one instance can serve several threads."""
 
-    name: str
-    spec: DetectorSpec
-    manifest: Manifest
-    model: nn.Module
-    folder: Path
+    def __init__(self, name: str, spec: DetectorSpec, manifest: Manifest, folder: Path, *,
+                 model: nn.Module | None = None, graph: GraphSession | None = None) -> None:
+        if (model is None) == (graph is None):
+            raise ValueError("a LoadedDetector has either a PyTorch model or a graph session at first")
+        self.name, self.spec, self.manifest, self.folder = name, spec, manifest, Path(folder)
+        self._model, self._graph = model, graph
+        self._model_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LoadedDetector({self.name!r}, engine={self.engine!r}, folder={str(self.folder)!r})"
+
+    @property
+    def engine(self) -> str:
+        return ENGINES[0] if self._graph is not None else ENGINES[1]
+
+    @property
+    def model(self) -> nn.Module:
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    manifest, spec, state = _verified_state(self.folder, self.name, "face", get_spec)
+                    if manifest.sha256 != self.manifest.sha256:
+                        raise ArtifactError(f"{self.folder}: the weights changed since the detector was loaded; "
+                                            "reload the models")
+                    model = _loaded_model(self.folder, manifest, spec, state, _build_face)
+                    model.detector_input_size = manifest.input_size
+                    self._model = model
+        return self._model
 
     @property
     def input_size(self) -> int:
@@ -333,19 +404,17 @@ class LoadedDetector(Calibrated):
         with torch.inference_mode():
             for start in range(0, len(crops), batch_size):
                 batch = self.preprocess(crops[start:start + batch_size])
-                out[start:start + len(batch)] = self.model(batch).reshape(-1).float().numpy()
+                scores = self._graph.run(batch.numpy()) if self._graph is not None else self._model(batch)
+                out[start:start + len(batch)] = np.asarray(scores, dtype=np.float32).reshape(-1)
         return out
 
     def predict(self, crops: Sequence[np.ndarray], batch_size: int = 32) -> np.ndarray:
         return self.calibrate(self.logits(crops, batch_size=batch_size))
 
 
-def load_verified(folder: str | Path, expected_name: str | None, modality: str, get_spec_fn: Callable[[str], Any],
-                  build_fn: Callable[..., nn.Module]) -> tuple[Manifest, Any, nn.Module]:
-    """The checks every artifact passes, for any modality: manifest, name, modality, registry architecture, dtype,
-    sha256 of the weights, shapes against a rebuild, strict load. Returns (manifest, spec, model in eval mode);
-    raises ArtifactError (one line) if anything is wrong."""
-    folder = Path(folder)
+def _verified_state(folder: Path, expected_name: str | None, modality: str,
+                    get_spec_fn: Callable[[str], Any]) -> tuple[Manifest, Any, dict[str, torch.Tensor]]:
+    """Manifest, name, modality, registry architecture, dtype and the sha256 of the weights, then the weights."""
     manifest = read_manifest(folder)
     if expected_name is not None and manifest.name != expected_name:
         raise ArtifactError(f"{folder} holds detector {manifest.name!r}, expected {expected_name!r}")
@@ -363,29 +432,75 @@ def load_verified(folder: str | Path, expected_name: str | None, modality: str, 
     if manifest.dtype not in WEIGHTS_DTYPES:
         raise ArtifactError(f"{folder}: weights dtype {manifest.dtype!r} is not supported "
                             f"(expected {' or '.join(WEIGHTS_DTYPES)})")
-    state = _read_weights(folder, manifest)
+    return manifest, spec, _read_weights(folder, manifest)
+
+
+def _built(folder: Path, manifest: Manifest, spec: Any, build_fn: Callable[..., nn.Module]) -> nn.Module:
     try:
-        model = build_fn(manifest.name, **manifest.model_kwargs)
+        return build_fn(manifest.name, **manifest.model_kwargs)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{folder}: cannot build {manifest.name} with model_kwargs {manifest.model_kwargs}: "
                             f"{str(exc).splitlines()[0]}") from None
-    problem = _shape_problems(state, model.state_dict())
+
+
+def _check_shapes(folder: Path, spec: Any, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    problem = _shape_problems(state, expected)
     if problem:
         raise ArtifactError(f"{folder}: weights do not fit {spec.architecture}: {problem}")
+
+
+def load_verified(folder: str | Path, expected_name: str | None, modality: str, get_spec_fn: Callable[[str], Any],
+                  build_fn: Callable[..., nn.Module]) -> tuple[Manifest, Any, nn.Module]:
+    """The checks every artifact passes, for any modality: manifest, name, modality, registry architecture, dtype,
+    sha256 of the weights, shapes against a rebuild, strict load. Returns (manifest, spec, model in eval mode);
+    raises ArtifactError (one line) if anything is wrong."""
+    folder = Path(folder)
+    manifest, spec, state = _verified_state(folder, expected_name, modality, get_spec_fn)
+    return manifest, spec, _loaded_model(folder, manifest, spec, state, build_fn)
+
+
+def _loaded_model(folder: Path, manifest: Manifest, spec: Any, state: dict[str, torch.Tensor],
+                  build_fn: Callable[..., nn.Module]) -> nn.Module:
+    model = _built(folder, manifest, spec, build_fn)
+    _check_shapes(folder, spec, state, model.state_dict())
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=True)   # the upcast tensors become the parameters: one copy
     del state
-    model.float().eval()
-    return manifest, spec, model
+    return model.float().eval()
+
+
+def _build_face(name: str, **kwargs: Any) -> nn.Module:
+    return build_model(name, pretrained=False, **kwargs)
+
+
+def _read_graph(folder: Path, manifest: Manifest) -> bytes:
+    path = folder / manifest.graph_file
+    if not path.is_file():
+        raise ArtifactError(f"{folder} has no graph file {manifest.graph_file}")
+    data = path.read_bytes()
+    digest = sha256_bytes(data)
+    if digest != manifest.graph_sha256.lower():
+        raise ArtifactError(f"checksum mismatch for {path}: sha256 {digest[:12]}..., manifest says "
+                            f"{manifest.graph_sha256[:12]}...; the file is corrupt or was replaced")
+    return data
 
 
 def load_artifact(folder: str | Path, expected_name: str | None = None) -> LoadedDetector:
     """Load and verify the face detector artifact in `folder`; raise ArtifactError (one line) if anything is wrong."""
     folder = Path(folder)
-    manifest, spec, model = load_verified(folder, expected_name, "face", get_spec,
-                                          lambda name, **kw: build_model(name, pretrained=False, **kw))
-    model.detector_input_size = manifest.input_size   # size-agnostic CNNs record no size in their kwargs
-    return LoadedDetector(name=manifest.name, spec=spec, manifest=manifest, model=model, folder=folder)
+    manifest, spec, state = _verified_state(folder, expected_name, "face", get_spec)
+    if not manifest.graph_file:
+        model = _loaded_model(folder, manifest, spec, state, _build_face)
+        model.detector_input_size = manifest.input_size   # size-agnostic CNNs record no size in their kwargs
+        return LoadedDetector(manifest.name, spec, manifest, folder, model=model)
+    with torch.device("meta"):   # shapes only
+        reference = _built(folder, manifest, spec, _build_face).state_dict()
+    _check_shapes(folder, spec, state, reference)
+    try:
+        graph = GraphSession(_read_graph(folder, manifest), state)
+    except GraphError as exc:
+        raise ArtifactError(f"{folder / manifest.graph_file}: {exc}") from None
+    return LoadedDetector(manifest.name, spec, manifest, folder, graph=graph)
 
 
 def _display(path: Path) -> str:

@@ -14,6 +14,7 @@ from analysis.audio.engine import audio_models
 from .components import how_to_make
 
 MODELS_ROW_HEIGHT = 72   # px
+ENGINE_NAMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}
 
 
 def _metric(manifest: dict, *keys: str) -> float | None:
@@ -62,6 +63,7 @@ def _summary_rows(info: list[dict[str, Any]]) -> pd.DataFrame:
             "Ensemble weight": entry.get("weight_in_ensemble"),
             "Temperature": m.get("temperature"),
             "Input size": f"{entry.get('input_size') or entry['default_input_size']} px",
+            "Engine": ENGINE_NAMES.get(entry.get("engine"), ""),
             "Training data": training_data_text(m.get("training")) if entry["loaded"] else "",
             "Architecture": f"{entry['architecture']} ({entry['family']})",
         })
