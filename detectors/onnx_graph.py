@@ -102,6 +102,9 @@ class GraphSession:
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # ORT's arena keeps every session's largest activations for good: four detectors after one batch of 16
+        # faces hold 2.6 GB instead of 1.3 GB, for an 18 % speed gain
+        options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         arrays = [np.ascontiguousarray(state[n].detach().float().numpy()) for n in names]
         options.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays])

@@ -79,6 +79,10 @@ def test_models_json_lists_five(tiny_models_dir):
     assert out["operating_point"]["source"] == "default" and out["operating_point"]["threshold"] == 0.5
     assert [m["name"] for m in info] == ["xception", "efficientnet_b3", "swin", "cross_attention", "cnn_transformer"]
     assert all(m["loaded"] and m["checksum_verified"] and m["input_size"] == 64 for m in info)
+    # the cross-attention model's Fourier view has no ONNX form; the other four score with their graphs
+    assert {m["name"]: m["engine"] for m in info} == {"xception": "onnxruntime", "efficientnet_b3": "onnxruntime",
+                                                       "swin": "onnxruntime", "cross_attention": "pytorch",
+                                                       "cnn_transformer": "onnxruntime"}
     # the tiny detectors all pass the quality gate (tests/conftest.py), so all five vote by default
     assert all(m["votes"] is True and m["gate_reason"] is None and m["gate_floor"] == 0.75 for m in info)
 
