@@ -109,7 +109,7 @@ def test_round_trip_gives_the_same_logits(name, tmp_path):
 
 def test_files_and_manifest(cheap_artifact):
     folder, model = cheap_artifact
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.onnx", "model.safetensors"]
     data = json.loads((folder / "manifest.json").read_text())
     manifest = Manifest.from_dict(data)
     spec = get_spec(CHEAP)
@@ -128,7 +128,10 @@ def test_files_and_manifest(cheap_artifact):
     floats = {k: v.dtype for k, v in state.items() if v.is_floating_point()}
     assert set(floats.values()) == {torch.float16}
     assert state["backbone.bn1.num_batches_tracked"].dtype == torch.int64
-    assert (folder / "model.safetensors").stat().st_mode & 0o044 == 0o044   # readable by other service users
+    assert manifest.graph_file == "model.onnx"
+    assert manifest.graph_sha256 == hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()
+    for name in ("model.safetensors", "model.onnx"):
+        assert (folder / name).stat().st_mode & 0o044 == 0o044   # readable by other service users
 
 
 def test_loaded_detector_preprocess_calibrate_predict(cheap_artifact):
