@@ -253,18 +253,30 @@ def save_artifact(model: nn.Module, name: str, out_dir: str | Path, *, input_siz
         temperature=float(temperature), threshold=float(threshold), weights_file=WEIGHTS_FILE,
         sha256=sha256_bytes(data), dtype=dtype, training=_jsonable(dict(training or {})),
         metrics=_jsonable(dict(metrics or {})), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        run_id=str(run_id), graph_file=GRAPH_FILE if graph_bytes else "",
-        graph_sha256=sha256_bytes(graph_bytes) if graph_bytes else "")
+        run_id=str(run_id))
     Manifest.from_dict(manifest.to_dict(), where=f"{name} manifest")   # same checks as loading
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / WEIGHTS_FILE, data)
-    if graph_bytes:
-        _atomic_write(folder / GRAPH_FILE, graph_bytes)
-    else:
-        (folder / GRAPH_FILE).unlink(missing_ok=True)   # a graph of an earlier save would not match these weights
-    _atomic_write(folder / MANIFEST_FILE, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
+    _write_graph_and_manifest(folder, manifest, graph_bytes)
     return folder
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    _atomic_write(folder / MANIFEST_FILE, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
+
+
+def _write_graph_and_manifest(folder: Path, manifest: Manifest, graph: bytes) -> None:
+    """The last step of writing a face artifact: its graph (b"": none, and a graph of earlier weights goes) and the
+    manifest that names it, checked like loading first."""
+    manifest.graph_file = GRAPH_FILE if graph else ""
+    manifest.graph_sha256 = sha256_bytes(graph) if graph else ""
+    Manifest.from_dict(manifest.to_dict(), where=f"{manifest.name} manifest")
+    if graph:
+        _atomic_write(folder / GRAPH_FILE, graph)
+    write_manifest(folder, manifest)
+    if not graph:
+        (folder / GRAPH_FILE).unlink(missing_ok=True)
 
 
 def attach_graph(folder: str | Path, graph: bytes | None) -> Manifest:
@@ -274,14 +286,7 @@ def attach_graph(folder: str | Path, graph: bytes | None) -> Manifest:
     manifest = read_manifest(folder)
     if manifest.modality != "face":
         raise ArtifactError(f"{folder} holds an {manifest.modality} detector; only face detectors have graphs")
-    manifest.graph_file = GRAPH_FILE if graph else ""
-    manifest.graph_sha256 = sha256_bytes(graph) if graph else ""
-    Manifest.from_dict(manifest.to_dict(), where=f"{manifest.name} manifest")
-    if graph:
-        _atomic_write(folder / GRAPH_FILE, graph)
-    _atomic_write(folder / MANIFEST_FILE, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
-    if not graph:
-        (folder / GRAPH_FILE).unlink(missing_ok=True)
+    _write_graph_and_manifest(folder, manifest, graph or b"")
     return manifest
 
 

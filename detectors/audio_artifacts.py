@@ -3,7 +3,6 @@ sha256, temperature, per-source validation metrics for the gate) with `"modality
 (sample_rate, window_seconds). Loading checks the same things; every refusal is a one-line ArtifactError."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,9 +14,9 @@ import torch
 from safetensors.torch import save as safetensors_save
 from torch import nn
 
-from detectors.artifacts import (FORMAT_VERSION, MANIFEST_FILE, WEIGHTS_DTYPE, WEIGHTS_FILE,
+from detectors.artifacts import (FORMAT_VERSION, WEIGHTS_DTYPE, WEIGHTS_FILE,
                                  ArtifactError, Calibrated, Manifest, _atomic_write, _jsonable, _shape_problems, _stored_state_dict,
-                                 default_models_dir, load_verified)
+                                 default_models_dir, load_verified, write_manifest)
 from detectors.audio_registry import AudioDetectorSpec, audio_detector_names, build_audio_model, get_audio_spec
 from detectors.checksums import sha256_bytes
 
@@ -50,7 +49,7 @@ def save_audio_artifact(model: nn.Module, name: str, out_dir: str | Path, *, tem
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_write(folder / WEIGHTS_FILE, data)
-    _atomic_write(folder / MANIFEST_FILE, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode())
+    write_manifest(folder, manifest)
     return folder
 
 
