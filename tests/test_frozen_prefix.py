@@ -176,3 +176,59 @@ def test_the_probe_of_a_hybrid_sees_only_its_imagenet_trunk(tmp_path):
     probe = json.loads(out.read_text())
     assert "efficientnet_lite2 trunk" in probe["name"] and 0.0 <= probe["test_auc"] <= 1.0
     assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_a_soup_averages_two_runs_and_evaluates_like_a_run(tmp_path):
+    from train.convert import convert
+
+    data = write_dataset(tmp_path / "tex", "splits", n=16, size=64)
+    base = ["--name", "cross_attention", "--data", str(data), "--size", "64", "--cut", "rgb.blocks.3", "--sbi", "0",
+            "--samples-per-epoch", "16", "--batch-size", "8", "--no-mlflow", "--threads", "1",
+            "--cache", str(tmp_path / "cache")]
+    runs = [fp.run(fp.build_parser().parse_args(base + ["--epochs", str(e), "--seed", "0", "--out",
+                                                           str(tmp_path / f"run{e}")])) for e in (1, 2)]
+    states = [torch.load(r, weights_only=True)["model"] for r in runs]
+    soup = fp.run(fp.build_parser().parse_args(base + ["--soup", *map(str, runs), "--out", str(tmp_path / "soup")]))
+    ckpt = torch.load(soup, weights_only=True)
+    name = "head.weight" if "head.weight" in ckpt["model"] else next(k for k, v in ckpt["model"].items()
+                                                                      if v.is_floating_point() and v.ndim == 2)
+    assert not torch.equal(states[0][name], states[1][name])
+    assert torch.allclose(ckpt["model"][name], (states[0][name] + states[1][name]) / 2, atol=1e-6)
+    assert [i["weight"] for i in ckpt["training"]["soup"]] == [0.5, 0.5]
+    assert ckpt["training"]["history"] == [] and ckpt["temperature"] > 0
+    assert "model soup" in ckpt["training"]["recipe"]
+    assert set(ckpt["metrics"]["val_auc_by_source"]) == {"tex"}
+    convert(soup, tmp_path / "models", log_to_mlflow=False)     # an ordinary artifact
+    with pytest.raises(SystemExit, match="--soup: a soup needs at least two"):
+        fp.run(fp.build_parser().parse_args(base + ["--soup", str(runs[0]), "--out", str(tmp_path / "bad")]))
+
+
+def test_reframed_views_are_extra_rows_and_leave_the_older_rows_alone(tmp_path):
+    data = write_dataset(tmp_path / "tex", "splits", n=40, size=48)
+    from train.data import load_samples
+    samples = load_samples([str(data)])
+    plain = fp.training_views(samples, 0.5, 5, seed=3)
+    framed = fp.training_views(samples, 0.5, 5, seed=3, reframe_fraction=0.5)
+    assert framed[:len(plain)] == plain
+    extra = framed[len(plain):]
+    assert extra and all(kind == "reframed" and label == samples[i].label for i, kind, label in extra)
+    assert 0.2 * len(samples) < len(extra) < 0.8 * len(samples)
+
+
+def test_a_soup_of_different_models_is_refused(tmp_path):
+    from train.checkpoints import average_states, save_checkpoint
+    w = torch.ones(2, 2)
+    paths = []
+    for i, (name, size, tensor) in enumerate([("xception", 64, w), ("xception", 64, 3 * w), ("xception", 96, w),
+                                              ("swin", 64, w), ("xception", 64, torch.ones(3))]):
+        paths.append(tmp_path / f"{i}.pt")
+        save_checkpoint(paths[-1], {"name": name, "model": {"fc.weight": tensor, "n": torch.tensor(i)},
+                                    "model_kwargs": {}, "input_size": size, "epoch": i})
+    state, ingredients = average_states(paths[:2], [1, 3])
+    assert torch.allclose(state["fc.weight"], 2.5 * w) and state["n"].item() == 0
+    assert [i["epoch"] for i in ingredients] == [0, 1] and len(ingredients[0]["sha256"]) == 64
+    for other in paths[2:]:
+        with pytest.raises(ValueError):
+            average_states([paths[0], other])
+    with pytest.raises(ValueError, match="non-negative weight"):
+        average_states(paths[:2], [1])

@@ -124,3 +124,35 @@ def test_shuffle_labels_keeps_counts_breaks_the_link():
 
 def test_input_noise_zero_is_identity(img):
     assert aug.InputNoise(0)(img, np.random.default_rng(0)) is img
+
+
+def test_reframe_can_take_away_the_black_frame_of_a_padded_crop():
+    from train.augment import Reframe
+    rng = np.random.default_rng(0)
+    crop = np.zeros((100, 100, 3), np.uint8)
+    crop[30:70, 20:60] = rng.integers(1, 255, (40, 40, 3), dtype=np.uint8)   # a 40 px picture, off centre
+    seen_full = False
+    for seed in range(40):
+        out = Reframe()(crop, np.random.default_rng(seed))
+        assert out.shape == crop.shape and out.dtype == np.uint8
+        black_rows = int((out.max(axis=(1, 2)) == 0).sum())
+        seen_full |= black_rows == 0                # the picture fills the crop
+    assert seen_full
+    # a crop without a frame loses at most the margin: the side stays >= 1/1.3 of the crop, around the picture
+    photo = np.zeros((130, 130, 3), np.uint8)
+    photo[...] = (200, 30, 30)                     # the margin
+    photo[15:115, 15:115] = (30, 200, 30)          # the face box, 100 px
+    fractions = []
+    for seed in range(40):
+        out = Reframe()(photo, np.random.default_rng(seed))
+        green = (out[..., 1] > 150) & (out[..., 0] < 80)
+        assert green[65, 65]
+        fractions.append(green.mean())
+    assert min(fractions) > (100 / 130) ** 2 - 0.03      # never zoomed into the face itself
+    assert max(fractions) > 0.9 and min(fractions) < 0.7  # but the margin does vary
+
+
+def test_reframe_leaves_an_all_black_crop_alone():
+    from train.augment import Reframe
+    black = np.zeros((32, 32, 3), np.uint8)
+    assert np.array_equal(Reframe()(black, np.random.default_rng(0)), black)

@@ -131,6 +131,36 @@ class RandomApply:
 
 
 @dataclass
+class Reframe:
+    """The same face framed differently: a square re-cut around the picture's content, resized back.
+
+    A face crop's margin depends on where the face came from. Run through the app's face finder, a published tight
+    crop (DFDC's) comes out small inside a black frame, because the finder's square runs past the picture; a face
+    in a video frame fills its crop and has real background around it. Detectors trained on the first kind alone
+    learn the frame. The re-cut square's side is drawn between the content's bounding box (black frame gone, face
+    filling the crop) shrunk to at most `min_margin_ratio` of the crop, and the whole crop (unchanged)."""
+
+    min_margin_ratio: float = 1.0 / 1.3    # for a crop without padding: down to no margin (app margin 0.3)
+    black: int = 0                          # the finder pads with zeros
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = img.shape[:2]
+        rows = np.flatnonzero(img.max(axis=(1, 2)) > self.black)
+        cols = np.flatnonzero(img.max(axis=(0, 2)) > self.black)
+        if rows.size == 0 or cols.size == 0:
+            return img
+        side_max = min(h, w)
+        content = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+        side_min = max(2, min(content, int(round(side_max * self.min_margin_ratio))))
+        side = int(round(rng.uniform(side_min, side_max)))
+        cy, cx = (rows[0] + rows[-1] + 1) / 2.0, (cols[0] + cols[-1] + 1) / 2.0
+        top = int(np.clip(round(cy - side / 2.0), 0, h - side))
+        left = int(np.clip(round(cx - side / 2.0), 0, w - side))
+        cut = img[top:top + side, left:left + side]
+        return cv2.resize(cut, (w, h), interpolation=cv2.INTER_AREA if side > w else cv2.INTER_LINEAR)
+
+
+@dataclass
 class Compose:
     transforms: list[Transform] = field(default_factory=list)
 

@@ -3,7 +3,9 @@
 A checkpoint is a dict of plain types and tensors, loaded with weights_only=True (no pickled code runs)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -32,3 +34,40 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of the model's state dict (safe to save while training goes on)."""
     return {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+
+
+def average_states(paths: Sequence[str | Path], weights: Sequence[float] | None = None
+                   ) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """A model soup (Wortsman et al., 2022): the weighted mean of the weights of checkpoints fine-tuned from one
+    start with one recipe. Floating-point tensors are averaged; integer ones (batch-norm counters) come from the
+    first. Returns the state and, per ingredient, its path, sha256, epoch and weight. Checkpoints of different
+    detectors, builder arguments, input sizes or tensor names are refused."""
+    if len(paths) < 2:
+        raise ValueError("a soup needs at least two checkpoints")
+    weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError("one non-negative weight per checkpoint, not all zero")
+    total = sum(weights)
+    soup: dict[str, torch.Tensor] = {}
+    ingredients: list[dict] = []
+    first: dict | None = None
+    for path, weight in zip(paths, weights):
+        ckpt = load_checkpoint(path)
+        ident = (ckpt["name"], ckpt.get("model_kwargs", {}), ckpt.get("input_size"))
+        if first is None:
+            first = {"ident": ident, "keys": set(ckpt["model"]),
+                     "dtypes": {k: v.dtype for k, v in ckpt["model"].items()}}
+            soup = {k: (v.double() * (weight / total) if v.is_floating_point() else v.clone())
+                    for k, v in ckpt["model"].items()}
+        else:
+            if ident != first["ident"] or set(ckpt["model"]) != first["keys"]:
+                raise ValueError(f"{path} is not the same model as {paths[0]} (detector, builder arguments, input size "
+                                 f"and tensor names must match)")
+            for k, v in ckpt["model"].items():
+                if v.shape != soup[k].shape:
+                    raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, not {tuple(soup[k].shape)}")
+                if v.is_floating_point():
+                    soup[k] += v.double() * (weight / total)
+        ingredients.append({"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+                            "epoch": ckpt.get("epoch"), "weight": weight / total})
+    return {k: v.to(first["dtypes"][k]) for k, v in soup.items()}, ingredients

@@ -165,7 +165,8 @@ def convert(checkpoint: str | Path, out_dir: str | Path, name: str | None = None
                               f"{name} is a {spec.architecture}")
     model = model_from_checkpoint(ckpt)
     training = dict(ckpt.get("training") or {})
-    training.update({"checkpoint": str(Path(checkpoint).resolve()), "epoch": int(ckpt.get("epoch", -1)) + 1,
+    epoch = ckpt.get("epoch", -1)   # None for a soup of several runs
+    training.update({"checkpoint": str(Path(checkpoint).resolve()), "epoch": None if epoch is None else int(epoch) + 1,
                      "run_id": ckpt.get("run_id") or ""})
     def save(dtype: str, graph: bool) -> Path:
         return save_artifact(model, name, out_dir, input_size=int(ckpt["input_size"]),

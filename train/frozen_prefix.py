@@ -38,7 +38,7 @@ from detectors.preprocess import check_crop, resize_rgb, to_tensor_batch
 from detectors.registry import build_model, detector_names, get_spec
 from train import augment as aug
 from train.calibration import apply_temperature, fit_temperature
-from train.checkpoints import cpu_state
+from train.checkpoints import average_states, cpu_state
 from train.epochs import EpochPlan, run_epochs
 from train.run_record import finish_run
 from train.data import DataError, Sample, by_split, load_samples, parse_pairs, summarize
@@ -47,6 +47,7 @@ from train.metrics import auc_by_source, compute_metrics, expected_calibration_e
 
 log = logging.getLogger("train.frozen_prefix")
 CHUNK = 128
+REFRAME = aug.Reframe()
 
 
 # ---------------------------------------------------------------------------------------------- the split
@@ -195,14 +196,18 @@ class FeatureSet:
         return x, px
 
 
-def training_views(samples: Sequence[Sample], augment_fraction: float, sbi_count: int, seed: int
-           ) -> list[tuple[int, str, int]]:
-    """Rows of the training cache: (sample index, view kind, label). Kinds: clean, augmented, sbi."""
+def training_views(samples: Sequence[Sample], augment_fraction: float, sbi_count: int, seed: int,
+                   reframe_fraction: float = 0.0) -> list[tuple[int, str, int]]:
+    """Rows of the training cache: (sample index, view kind, label). Kinds: clean, augmented, sbi, and reframed
+    (an extra row for `reframe_fraction` of the crops: train.augment.Reframe, then the policy on half of them)."""
     rng = np.random.default_rng(seed)
     rows = [(i, "augmented" if rng.random() < augment_fraction else "clean", s.label) for i, s in enumerate(samples)]
     reals = [i for i, s in enumerate(samples) if s.label == 0]
     for i in rng.permutation(reals)[:sbi_count]:
         rows.append((int(i), "sbi", 1))
+    if reframe_fraction > 0:
+        rng = np.random.default_rng([seed, 1])   # its own stream: the rows above stay those of older caches
+        rows.extend((i, "reframed", s.label) for i, s in enumerate(samples) if rng.random() < reframe_fraction)
     return rows
 
 
@@ -214,6 +219,9 @@ def _render(sample: Sample, kind: str, rng: np.random.Generator, augmenter: aug.
         return augmenter(img, rng) if rng.random() < 0.5 else img
     if kind == "augmented":
         return augmenter(img, rng)
+    if kind == "reframed":
+        img = REFRAME(img, rng)
+        return augmenter(img, rng) if rng.random() < 0.5 else img
     return img
 
 
@@ -340,6 +348,18 @@ def fit_suffix(split: PrefixSplit, train: FeatureSet, val: FeatureSet, args: arg
                       lambda: logits_of(split, val), val.labels, val.sources, pair_reals)
 
 
+def soup_suffix(split: PrefixSplit, checkpoints: Sequence[str], weights: Sequence[float] | None) -> dict:
+    """The model soup of `checkpoints` loaded into `split.model` (strictly); run's history is empty."""
+    try:
+        state, ingredients = average_states(checkpoints, weights)
+    except (ValueError, FileNotFoundError) as exc:
+        raise SystemExit(f"--soup: {exc}") from None
+    split.model.load_state_dict(state, strict=True)
+    log.info("soup of %s", ", ".join(f"{i['path']} (epoch {i['epoch']}, weight {i['weight']:.2f})"
+                                     for i in ingredients))
+    return {"history": [], "best_epoch": None, "soup": ingredients}
+
+
 # ---------------------------------------------------------------------------------------------- the probe
 def frozen_probe(split: PrefixSplit, parts: dict[str, FeatureSet], pair_reals: dict[str, str], seed: int) -> dict:
     """Logistic regression on the ImageNet model's pooled features of clean crops; C chosen on validation."""
@@ -380,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair-reals", action="append", default=[], help="FAKE_SOURCE=REAL_SOURCE for fake-only sources")
     p.add_argument("--exclude-source", action="append", default=[], help="sources left out of training")
     p.add_argument("--augment-fraction", type=float, default=0.5, help="training crops cached degraded")
+    p.add_argument("--reframe", type=float, default=0.0,
+                   help="fraction of training crops added once more, re-framed (train.augment.Reframe)")
     p.add_argument("--sbi", type=int, default=1500, help="self-blended pseudo-fakes added from real training crops")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--samples-per-epoch", type=int, default=6000)
@@ -395,6 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="data_cache/features", help="feature cache root")
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--soup", nargs="+", default=[], metavar="CHECKPOINT",
+                   help="no training: average these checkpoints of this recipe (a model soup), refit the temperature "
+                        "on validation and evaluate it like a trained run")
+    p.add_argument("--soup-weights", nargs="+", type=float, default=None, metavar="W",
+                   help="one weight per --soup checkpoint (default: equal)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-mlflow", action="store_true")
@@ -449,13 +476,14 @@ def run(args: argparse.Namespace) -> Path:
            "augment": args.augment_fraction, "sbi": args.sbi, "seed": args.seed, "exclude": sorted(args.exclude_source)}
     if model_kwargs:   # only when given, so caches made before the option keep their keys
         key["model_kwargs"] = model_kwargs
+    if args.reframe:   # likewise
+        key["reframe"] = args.reframe
     ident = json.dumps(key, sort_keys=True)
     key_dir = Path(args.cache) / f"{args.name}_{args.size}_{args.cut}_{hashlib.sha1(ident.encode()).hexdigest()[:10]}"
     key_dir.mkdir(parents=True, exist_ok=True)
     (key_dir / "key.json").write_text(ident)
-    sets = {"train": _feature_set(split, parts["train"], training_views(parts["train"], args.augment_fraction, args.sbi,
-                                                                 args.seed), key_dir, "train", args.size, spec,
-                                  args.seed)}
+    views = training_views(parts["train"], args.augment_fraction, args.sbi, args.seed, args.reframe)
+    sets = {"train": _feature_set(split, parts["train"], views, key_dir, "train", args.size, spec, args.seed)}
     for name in ("val", "test"):
         rows = [(i, "clean", s.label) for i, s in enumerate(parts[name])]
         sets[name] = _feature_set(split, parts[name], rows, key_dir, name, args.size, spec, args.seed)
@@ -470,7 +498,10 @@ def run(args: argparse.Namespace) -> Path:
         log.info("frozen probe: test AUC %.4f by source %s", probe["test_auc"], probe["test_auc_by_source"])
         if args.probe_only:
             return out_dir / "probe.json"
-    fit = fit_suffix(split, sets["train"], sets["val"], args, out_dir, pair_reals)
+    if args.soup:
+        fit = soup_suffix(split, args.soup, args.soup_weights)
+    else:
+        fit = fit_suffix(split, sets["train"], sets["val"], args, out_dir, pair_reals)
     logits = {k: logits_of(split, sets[k]) for k in ("val", "test")}
     temperature = float(fit_temperature(logits["val"], sets["val"].labels))
     metrics = {k: split_metrics(sets[k].labels, logits[k], temperature, sets[k].sources, pair_reals)
@@ -479,10 +510,13 @@ def run(args: argparse.Namespace) -> Path:
     summary.update({"data": [str(d) for d in args.data], "pair_reals": pair_reals,
                     "excluded_sources": args.exclude_source})
     training = {"data": summary, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                "recipe": "frozen-prefix fine-tuning on cached features (train/frozen_prefix.py)",
+                "recipe": "frozen-prefix fine-tuning on cached features (train/frozen_prefix.py)"
+                          + (", weights averaged over several runs (model soup)" if args.soup else ""),
                 "start": "ImageNet (offline, see the model card)", "frozen_up_to": args.cut,
                 "train_rows": {"clean": int(sets["train"].clean.sum()), "total": len(sets["train"].labels),
-                               "sbi": args.sbi}, "history": fit["history"], "best_epoch": fit["best_epoch"],
+                               "sbi": args.sbi, "reframed": args.reframe},
+                "history": fit["history"], "best_epoch": fit["best_epoch"],
+                "soup": fit.get("soup"),
                 "torch": str(torch.__version__)}
     ckpt = {"name": args.name, "model": cpu_state(split.model), "model_kwargs": dict(model.detector_kwargs),
             "input_size": args.size, "temperature": temperature, "epoch": fit["best_epoch"],

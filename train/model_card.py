@@ -86,13 +86,23 @@ def _recipe(training: dict[str, Any]) -> str:
                 f"{args.get('balance')}")
     if training.get("recipe"):
         rows = training.get("train_rows") or {}
+        reframed = float(rows.get("reframed") or 0)
+        if training.get("soup"):
+            trained = ("the rest is the mean of the weights of " + ", ".join(
+                f"`{i['path']}` (epoch {i['epoch']}, weight {i['weight']:.2f})" for i in training["soup"])
+                + ", runs of this recipe")
+        else:
+            trained = (f"the rest was trained for {args.get('epochs')} epochs of {args.get('samples_per_epoch')} "
+                       f"samples (best: epoch {training.get('best_epoch')})")
         return (f"{training['recipe']}: the layers up to `{training.get('frozen_up_to')}` stay at the ImageNet "
-                f"start and were computed once; the rest was trained for {args.get('epochs')} epochs of "
-                f"{args.get('samples_per_epoch')} samples (best: epoch {training.get('best_epoch')}), lr "
+                f"start and were computed once; {trained}, lr "
                 f"{args.get('lr')} (new layers x{args.get('head_lr_mult')}), batch {args.get('batch_size')}, "
                 f"{int(round(100 * float(args.get('augment_fraction') or 0)))} % of training crops degraded (JPEG, "
                 f"rescaling, blur, noise, colour), {rows.get('sbi', 0)} self-blended pseudo-fakes, "
-                f"(source, label) balancing power {args.get('balance')}")
+                + (f"{int(round(100 * reframed))} % of training crops added once more re-framed (the face re-cut "
+                   f"between its crop and a frame-filling square, so a padded tight crop and a video face look "
+                   f"alike), " if reframed else "")
+                + f"(source, label) balancing power {args.get('balance')}")
     return (f"{training.get('epoch', '?')} epochs, {args.get('samples_per_epoch') or 'all'} samples per epoch, "
             f"lr {args.get('lr')}, batch {args.get('batch_size')}, ImageNet start: {bool(args.get('pretrained'))}, "
             f"self-blended fakes: {args.get('sbi_fraction', 0)}")
