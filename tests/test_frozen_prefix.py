@@ -201,6 +201,8 @@ def test_a_soup_averages_two_runs_and_evaluates_like_a_run(tmp_path):
     convert(soup, tmp_path / "models", log_to_mlflow=False)     # an ordinary artifact
     with pytest.raises(SystemExit, match="--soup: a soup needs at least two"):
         fp.run(fp.build_parser().parse_args(base + ["--soup", str(runs[0]), "--out", str(tmp_path / "bad")]))
+    with pytest.raises(SystemExit, match="--soup-weights needs --soup"):
+        fp.run(fp.build_parser().parse_args(base + ["--soup-weights", "1", "2", "--out", str(tmp_path / "bad")]))
 
 
 def test_reframed_views_are_extra_rows_and_leave_the_older_rows_alone(tmp_path):

@@ -459,6 +459,8 @@ def run(args: argparse.Namespace) -> Path:
     if not spec.offline_start:
         raise SystemExit(f"{args.name} has no offline ImageNet start: frozen-prefix training needs one "
                          f"({', '.join(n for n in detector_names() if get_spec(n).offline_start)} have one)")
+    if args.soup_weights and not args.soup:
+        raise SystemExit("--soup-weights needs --soup")
     try:
         pair_reals = parse_pairs(args.pair_reals)
     except DataError as exc:
