@@ -3,12 +3,13 @@
 A checkpoint is a dict of plain types and tensors, loaded with weights_only=True (no pickled code runs)."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
+
+from detectors.checksums import file_sha256
 
 CHECKPOINT_VERSION = 1
 
@@ -68,6 +69,6 @@ def average_states(paths: Sequence[str | Path], weights: Sequence[float] | None 
                     raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, not {tuple(soup[k].shape)}")
                 if v.is_floating_point():
                     soup[k] += v.double() * (weight / total)
-        ingredients.append({"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        ingredients.append({"path": str(path), "sha256": file_sha256(path),
                             "epoch": ckpt.get("epoch"), "weight": weight / total})
     return {k: v.to(first["dtypes"][k]) for k, v in soup.items()}, ingredients
