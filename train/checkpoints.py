@@ -48,27 +48,26 @@ def average_states(paths: Sequence[str | Path], weights: Sequence[float] | None 
     weights = [1.0] * len(paths) if weights is None else [float(w) for w in weights]
     if len(weights) != len(paths) or min(weights) < 0 or sum(weights) <= 0:
         raise ValueError("one non-negative weight per checkpoint, not all zero")
-    total = sum(weights)
-    soup: dict[str, torch.Tensor] = {}
-    ingredients: list[dict] = []
-    first: dict | None = None
-    for path, weight in zip(paths, weights):
+    shares = [w / sum(weights) for w in weights]
+
+    def ingredient(path: str | Path, ckpt: dict, share: float) -> dict:
+        return {"path": str(path), "sha256": file_sha256(path), "epoch": ckpt.get("epoch"), "weight": share}
+
+    def ident(ckpt: dict) -> tuple:
+        return ckpt["name"], ckpt.get("model_kwargs", {}), ckpt.get("input_size"), set(ckpt["model"])
+
+    first = load_checkpoint(paths[0])
+    soup = {k: v.double() * shares[0] if v.is_floating_point() else v.clone() for k, v in first["model"].items()}
+    ingredients = [ingredient(paths[0], first, shares[0])]
+    for path, share in zip(paths[1:], shares[1:]):
         ckpt = load_checkpoint(path)
-        ident = (ckpt["name"], ckpt.get("model_kwargs", {}), ckpt.get("input_size"))
-        if first is None:
-            first = {"ident": ident, "keys": set(ckpt["model"]),
-                     "dtypes": {k: v.dtype for k, v in ckpt["model"].items()}}
-            soup = {k: (v.double() * (weight / total) if v.is_floating_point() else v.clone())
-                    for k, v in ckpt["model"].items()}
-        else:
-            if ident != first["ident"] or set(ckpt["model"]) != first["keys"]:
-                raise ValueError(f"{path} is not the same model as {paths[0]} (detector, builder arguments, input size "
-                                 f"and tensor names must match)")
-            for k, v in ckpt["model"].items():
-                if v.shape != soup[k].shape:
-                    raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, not {tuple(soup[k].shape)}")
-                if v.is_floating_point():
-                    soup[k] += v.double() * (weight / total)
-        ingredients.append({"path": str(path), "sha256": file_sha256(path),
-                            "epoch": ckpt.get("epoch"), "weight": weight / total})
-    return {k: v.to(first["dtypes"][k]) for k, v in soup.items()}, ingredients
+        if ident(ckpt) != ident(first):
+            raise ValueError(f"{path} is not the same model as {paths[0]} (detector, builder arguments, input size "
+                             f"and tensor names must match)")
+        for k, v in ckpt["model"].items():
+            if v.shape != soup[k].shape:
+                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, not {tuple(soup[k].shape)}")
+            if v.is_floating_point():
+                soup[k] += v.double() * share
+        ingredients.append(ingredient(path, ckpt, share))
+    return {k: v.to(first["model"][k].dtype) for k, v in soup.items()}, ingredients
