@@ -289,8 +289,9 @@ def operating_point_text(op: dict[str, Any]) -> str:
     head = f"operating point: threshold {op['threshold']:.3f} ± band {op['band']:.3f}"
     if op["source"] != "validation":
         return f"{head}: built-in defaults ({op['reason']})"
-    return (f"{head}: validated for the {op['strategy']} ensemble of {', '.join(op['detectors'])} "
-            f"({op['file']}): {op['val_fpr']:.1%} of {op['val_n_real']} validation reals called FAKE "
+    return (f"{head}: validated for the {op['strategy']} ensemble of {', '.join(op['detectors'])}"
+            f"{' with mirrored faces' if op.get('mirror') else ''} ({op['file']}): "
+            f"{op['val_fpr']:.1%} of {op['val_n_real']} validation reals called FAKE "
             f"(target at most {op['max_fpr']:.0%}), {op['val_tpr']:.1%} of {op['val_n_fake']} fakes caught; "
             "--threshold / --band override it")
 

@@ -153,6 +153,9 @@ class Analyzer:
         if not op.matches(active):
             return None, (f"the operating point in {OPERATING_POINT_FILE} was chosen for other detectors "
                           f"({', '.join(op.detectors) or 'none'}), not {', '.join(active or []) or 'none'}")
+        if op.mirror != settings.mirror:
+            return None, (f"the operating point in {OPERATING_POINT_FILE} was chosen with mirrored views "
+                          f"{'on' if op.mirror else 'off'}, not {'on' if settings.mirror else 'off'}")
         return op, None
 
     def resolve_settings(self, settings: AnalysisSettings | None = None) -> AnalysisSettings:
@@ -177,7 +180,8 @@ class Analyzer:
                 "max_fpr": op.max_fpr if op else None,
                 "val_fpr": op.val.fpr if op else None, "val_tpr": op.val.tpr if op else None,
                 "val_n_real": op.val.n_real if op else None, "val_n_fake": op.val.n_fake if op else None,
-                "detectors": list(op.detectors) if op else None, "created": op.created if op else None}
+                "detectors": list(op.detectors) if op else None, "mirror": op.mirror if op else None,
+                "created": op.created if op else None}
 
     # ---- building blocks, shared with the video engine -------------------------------------
     def face_finder(self, settings: AnalysisSettings) -> FaceFinder:
@@ -252,12 +256,22 @@ class Analyzer:
         wanted = settings.detectors if settings.detectors is not None else detector_names()
         return {n: self.load_errors[n] for n in wanted if n in self.load_errors}
 
-    def score_crops(self, crops: list[np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+    def score_crops(self, crops: list[np.ndarray], names: list[str], mirror: bool = False) -> dict[str, np.ndarray]:
         """Raw logits (N,) per detector; each detector scores all crops in one batched pass, shared with the crops
-        of other threads scoring at the same time (`CropBatcher`)."""
+        of other threads scoring at the same time (`CropBatcher`). With `mirror` (`AnalysisSettings.mirror`) each
+        crop is scored as it is and mirrored left-right, in the same pass, and the two logits are averaged: a face
+        and its mirror image are equally real, and the mean of the two views ranks faces better (measured in
+        docs/SHIPPED_WEIGHTS.md)."""
         if not crops:
             return {n: np.zeros(0, dtype=np.float32) for n in names}
-        return {n: self._batcher(n).logits(crops) for n in names}
+        if not mirror:
+            return {n: self._batcher(n).logits(crops) for n in names}
+        views = list(crops) + [np.ascontiguousarray(c[:, ::-1]) for c in crops]
+        out = {}
+        for n in names:
+            both = self._batcher(n).logits(views)
+            out[n] = ((both[:len(crops)] + both[len(crops):]) / 2).astype(np.float32)
+        return out
 
     def _batcher(self, name: str) -> CropBatcher:
         with self._batchers_lock:
@@ -338,7 +352,7 @@ class Analyzer:
                 logits: dict[str, np.ndarray] = {}
                 for n in names:
                     t = time.perf_counter()
-                    logits.update(self.score_crops(crops, [n]))
+                    logits.update(self.score_crops(crops, [n], mirror=settings.mirror))
                     timings[f"model:{n}"] = time.perf_counter() - t
                 t = time.perf_counter()
                 report.faces = self.face_results(faces, logits, settings)

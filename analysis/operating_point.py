@@ -6,7 +6,10 @@ one-line message, a missing one gives None (the app's own defaults apply).
 
     {"strategy": "weighted", "threshold": 0.62, "band": 0.1, "max_fpr": 0.05,
      "val": {"fpr": 0.048, "tpr": 0.61, "uncertain_real": 0.2, "uncertain_fake": 0.15, "n_real": 800, "n_fake": 700},
-     "detectors": ["xception", "swin"], "created": "2025-01-01T12:00:00"}
+     "detectors": ["xception", "swin"], "mirror": true, "created": "2025-01-01T12:00:00"}
+
+`mirror`: whether the validation faces were scored with their mirror image too (AnalysisSettings.mirror); a file
+without it was measured without.
 
 A face is FAKE when its ensemble probability p >= threshold + band, REAL when p <= threshold - band, else
 UNCERTAIN (analysis.ensemble.verdict_for), so at most `max_fpr` of the validation reals were called FAKE.
@@ -26,6 +29,7 @@ FILE_NAME = "ensemble.json"
 _VAL_RATES = ("fpr", "tpr", "uncertain_real", "uncertain_fake")
 _VAL_COUNTS = ("n_real", "n_fake")
 _KEYS = ("strategy", "threshold", "band", "max_fpr", "val", "detectors", "created")
+_OPTIONAL_KEYS = ("mirror",)
 
 
 class OperatingPointError(ValueError):
@@ -52,6 +56,7 @@ class OperatingPoint:
     val: ValidationRates
     detectors: list[str] = field(default_factory=list)   # the detectors whose ensemble was measured
     created: str = ""
+    mirror: bool = False     # faces scored with their mirror image too (AnalysisSettings.mirror)
 
     def __post_init__(self) -> None:
         if isinstance(self.val, dict):
@@ -118,6 +123,8 @@ def _problem(op: OperatingPoint) -> str | None:
         return f"max_fpr must be between 0 and 1 (exclusive), got {op.max_fpr!r}"
     if not isinstance(op.detectors, list) or not all(isinstance(d, str) and d for d in op.detectors):
         return "detectors must be a list of detector names"
+    if not isinstance(op.mirror, bool):
+        return f"mirror must be true or false, got {op.mirror!r}"
     if not isinstance(op.created, str):
         return f"created must be a string, got {op.created!r}"
     return None
@@ -141,14 +148,14 @@ def read_operating_point(path: str | Path) -> OperatingPoint:
     missing = [k for k in _KEYS if k not in data]
     if missing:
         raise OperatingPointError(f"{path}: missing key(s): {', '.join(missing)}")
-    unknown = sorted(set(data) - set(_KEYS))
+    unknown = sorted(set(data) - set(_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
         raise OperatingPointError(f"{path}: unknown key(s): {', '.join(unknown)}")
     val = _rates(data["val"], str(path))
     try:
         return OperatingPoint(strategy=data["strategy"], threshold=data["threshold"], band=data["band"],
                               max_fpr=data["max_fpr"], val=val, detectors=data["detectors"],
-                              created=data["created"])
+                              created=data["created"], mirror=data.get("mirror", False))
     except OperatingPointError as exc:
         raise OperatingPointError(str(exc).replace("operating point:", f"{path}:", 1)) from None
 

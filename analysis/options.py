@@ -104,6 +104,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_face", SETTINGS, "min_face_size", "integer", "smallest face side in pixels",
            slider=Slider(20, 200, 5)),
     Option("whole_image", SETTINGS, "whole_image_fallback", "boolean", "with no face found, score the whole image"),
+    Option("mirror", SETTINGS, "mirror", "boolean",
+           "score each face also mirrored left-right and average the two (steadier, twice the detector time)"),
     Option("max_pixels", SETTINGS, "max_pixels", "integer", "refuse images with more pixels", api=False),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}

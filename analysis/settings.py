@@ -81,6 +81,7 @@ RANGES: dict[str, Range] = {
     "max_faces": Range(1, integer=True),
     "max_pixels": Range(1, integer=True),
 }
+BOOLEANS = ("whole_image_fallback", "mirror")
 # video.sampling.VideoOptions' sampling fields; `frames` is also capped by the options' (or the server's) max_frames.
 VIDEO_RANGES: dict[str, Range] = {
     "frames": Range(1, integer=True),
@@ -103,6 +104,7 @@ class AnalysisSettings:
     face_threshold: float = 0.9         # MTCNN probability below which a detection is dropped
     max_faces: int = 32                 # the most confident faces kept per image or frame
     whole_image_fallback: bool = False  # no face: score the whole image as one face
+    mirror: bool = False                # each face also scored mirrored, the two logits averaged (Analyzer.score_crops)
     max_pixels: int = 100_000_000       # decompression-bomb limit
     detect_max_side: int = 1600         # images are downscaled to this for detection, cropped from the original
     fusion: str = DEFAULT_FUSION        # videos: faces and voice into the overall verdict (analysis.audio.fusion)
@@ -119,6 +121,9 @@ class AnalysisSettings:
             return f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGY_NAMES)}"
         if self.fusion not in FUSION_NAMES:
             return f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSION_NAMES)}"
+        for name in BOOLEANS:
+            if not isinstance(getattr(self, name), bool):
+                return f"{name} must be true or false, got {getattr(self, name)!r}"
         for name, allowed in RANGES.items():
             value = getattr(self, name)
             if value is None and name in ("threshold", "band"):   # None: the operating point's

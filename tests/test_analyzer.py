@@ -137,7 +137,7 @@ P_BETWEEN = 0.65   # FAKE under the built-in 0.5 ± 0.1 (0.65 >= 0.6); REAL unde
 def scoring(a: Analyzer, p: float) -> Analyzer:
     """Every detector gives every face the calibrated probability p (the tiny manifests' temperature is 1.5)."""
     z = 1.5 * math.log(p / (1 - p))
-    a.score_crops = lambda crops, names: {n: np.full(len(crops), z, np.float32) for n in names}
+    a.score_crops = lambda crops, names, mirror=False: {n: np.full(len(crops), z, np.float32) for n in names}
     return a
 
 
@@ -185,6 +185,7 @@ def test_resolve_settings_returns_a_filled_copy(op_models_dir):
 @pytest.mark.parametrize("settings,fragment", [
     (AnalysisSettings(detectors=["swin", "xception"]), "chosen for other detectors"),
     (AnalysisSettings(strategy="mean_logit"), "chosen for the weighted strategy, not mean_logit"),
+    (AnalysisSettings(mirror=True), "chosen with mirrored views off, not on"),
 ])
 def test_a_mismatching_operating_point_falls_back_to_the_defaults(op_models_dir, face_photo, settings, fragment):
     a = scoring(Analyzer(op_models_dir), P_BETWEEN)

@@ -195,6 +195,12 @@ def test_sidebar_controls_drive_the_analysis(models_env, face_photo):
     ok(at)
     assert at.sidebar.slider(key="sb_threshold").value == 0.5 and report().settings["threshold"] == 0.5
     assert sorted(report().models_used) == sorted(NAMES)
+    plain = report().faces[0].logits
+    assert report().settings["mirror"] is False
+    at.sidebar.checkbox(key="sb_mirror").check().run()
+    ok(at)
+    assert report().settings["mirror"] is True and report().faces[0].logits != plain
+    at.sidebar.checkbox(key="sb_mirror").uncheck().run()
     at.sidebar.slider(key="sb_min_face").set_value(150).run()
     assert report().settings["min_face_size"] == 150 and "No face found" in texts(at)   # the face is 110 px
     at.sidebar.checkbox(key="sb_fallback").check().run()

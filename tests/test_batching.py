@@ -110,6 +110,19 @@ def test_analyzer_scores_through_its_batchers(tiny_models_dir):
         a.score_crops(some, ["not_loaded"])
 
 
+def test_mirrored_scoring_is_the_mean_of_both_views_in_one_pass(tiny_models_dir):
+    a = Analyzer(tiny_models_dir)
+    some = [np.random.default_rng(i).integers(0, 255, (40, 48, 3), dtype=np.uint8) for i in range(3)]
+    mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in some]
+    got = a.score_crops(some, list(a.detectors), mirror=True)
+    for n, d in a.detectors.items():
+        plain, flipped = d.logits(some), d.logits(mirrored)
+        assert not np.allclose(plain, flipped)   # the views differ, so the mean is not one of them
+        np.testing.assert_allclose(got[n], (plain + flipped) / 2, rtol=1e-5, atol=1e-6)
+        assert got[n].shape == (3,) and got[n].dtype == np.float32
+        assert a.batchers[n].stats.passes == 1 and a.batchers[n].stats.crops == 6
+
+
 # ------------------------------------------------------------------------------ the API under a burst
 def photos(face_photo: Path) -> list[bytes]:
     """Four different face photos: sizes, a mirror image and a crop of the test portrait."""

@@ -33,7 +33,8 @@ def test_ensemble_summary_with_baseline_operating_point_clips_and_calibration(ti
     shutil.copytree(tiny_models_dir, models)
     index = _crop_index(tmp_path / "idx")
     report = evaluate(models, [str(index)], split="test", operating_point_split="val",
-                      out_operating_point=models / "ensemble.json", out=tmp_path / "report", progress=False)
+                      out_operating_point=models / "ensemble.json", out=tmp_path / "report", progress=False,
+                      mirror=True)
     op = load_operating_point(models)
     # clips as evaluate lists them (the video engine's results); a clip run is too slow for this test
     saved = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -71,8 +72,9 @@ def test_ensemble_summary_with_baseline_operating_point_clips_and_calibration(ti
     cal = report["calibration"]["ensemble:weighted"]
     assert f"{cal['ece_before']:.3f} → {cal['ece_after']:.3f}" in ens
     assert len(ens.strip("|").split("|")) == len(columns)
-    # the operating point, from ensemble.json
-    assert "## Operating point" in text
+    # the operating point, from ensemble.json, measured with mirrored faces too
+    assert "## Operating point" in text and op.mirror is True and report["operating_point"]["mirror"] is True
+    assert "each face scored as it is and mirrored" in text
     op_row = next(line for line in lines if line.startswith(f"| {op.threshold:.4f} | {op.band:.4f} |") and
                   "validation" in line)
     assert f"{100 * op.val.fpr:.1f}%" in op_row and f"{100 * op.val.tpr:.1f}%" in op_row

@@ -100,7 +100,7 @@ def _good() -> dict:
     return {"strategy": "weighted", "threshold": 0.62, "band": 0.1, "max_fpr": 0.05,
             "val": {"fpr": 0.04, "tpr": 0.6, "uncertain_real": 0.2, "uncertain_fake": 0.15, "n_real": 100,
                     "n_fake": 80},
-            "detectors": ["swin", "xception"], "created": "2025-01-01T00:00:00"}
+            "detectors": ["swin", "xception"], "created": "2025-01-01T00:00:00", "mirror": True}
 
 
 def test_missing_file_is_none_and_a_written_one_reads_back(tmp_path):
@@ -111,6 +111,13 @@ def test_missing_file_is_none_and_a_written_one_reads_back(tmp_path):
     back = load_operating_point(tmp_path)
     assert back == op and back.settings() == {"strategy": "weighted", "threshold": 0.62, "band": 0.1}
     assert back.matches(["xception", "swin"]) and not back.matches(["swin"]) and not back.matches(None)
+
+
+def test_a_file_from_before_mirrored_scoring_was_measured_without_it(tmp_path):
+    data = _good()
+    del data["mirror"]
+    (tmp_path / "ensemble.json").write_text(json.dumps(data))
+    assert load_operating_point(tmp_path).mirror is False
 
 
 def _edit(**changes):
@@ -138,6 +145,7 @@ def _edit(**changes):
     (_edit(val=[]), "'val' must be an object"), (_edit(val_n_real=...), "'val' lacks n_real"),
     (_edit(val_fpr=1.5), "val.fpr"), (_edit(val_n_fake=-1), "val.n_fake"), (_edit(val_n_fake=2.5), "val.n_fake"),
     (_edit(detectors="swin"), "detectors"), (_edit(detectors=[""]), "detectors"), (_edit(created=3), "created"),
+    (_edit(mirror="yes"), "mirror must be true or false"), (_edit(mirror=1), "mirror must be true or false"),
     ('{"strategy": "weighted", "threshold": NaN, "band": 0.1}', "missing key(s)"),
 ])
 def test_bad_files_are_rejected_with_one_line(tmp_path, text, expected):
@@ -192,6 +200,8 @@ def test_settings_leave_threshold_and_band_to_the_operating_point():
     ({"margin": 2.5}, "margin must be between 0 and 2, got 2.5"),
     ({"min_face_size": 0}, "min_face_size must be at least 1"),
     ({"max_faces": 0}, "max_faces must be at least 1"),
+    ({"mirror": "false"}, "mirror must be true or false, got 'false'"),
+    ({"whole_image_fallback": 1}, "whole_image_fallback must be true or false"),
 ])
 def test_settings_reject_bad_values_with_one_line(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment) as info:

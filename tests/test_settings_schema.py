@@ -81,14 +81,17 @@ def test_a_slider_outside_its_range_or_a_kind_against_it_is_refused() -> None:
 def test_every_option_is_a_cli_flag_with_the_same_default_type_and_choices() -> None:
     flags = actions()
     defaults = vars(cli_parser().parse_args([]))
-    assert set(flags) - CLI_ONLY == {o.flag for o in OPTIONS}
+    # a boolean that defaults to on also has its --no- form (argparse.BooleanOptionalAction)
+    negations = {"--no-" + o.flag[2:] for o in OPTIONS if o.kind == "boolean" and o.default()}
+    assert set(flags) - CLI_ONLY - negations == {o.flag for o in OPTIONS}
     for option in OPTIONS:
         action = flags[option.flag]
         default = option.default(VideoOptions)
         assert action.dest == option.name and defaults[option.name] == default, option.name
         assert action.choices == option.choices, option.name
         if option.kind == "boolean":
-            assert action.nargs == 0, option.name
+            assert action.nargs == 0 and (option.flag.replace("--", "--no-", 1) in flags) == bool(default), \
+                option.name
         else:
             assert action.type is {"integer": int, "number": float}.get(option.kind, str), option.name
         assert option.usage in action.help, option.name
@@ -110,9 +113,10 @@ def test_cli_defaults_are_the_dataclasses_defaults() -> None:
 def test_cli_flags_reach_their_fields() -> None:
     args = cli_parser().parse_args(["--min-face", "55", "--whole-image", "--max-pixels", "1000", "--detectors",
                                     "swin, xception", "--strategy", "majority", "--fusion", "faces",
-                                    "--frames", "7", "--start", "1.5"])
+                                    "--frames", "7", "--start", "1.5", "--mirror"])
     settings, video = settings_from_args(args), video_options_from_args(args)
     assert (settings.min_face_size, settings.whole_image_fallback, settings.max_pixels) == (55, True, 1000)
+    assert settings.mirror is True and settings_from_args(cli_parser().parse_args([])).mirror is False
     assert (settings.detectors, settings.strategy, settings.fusion) == (["swin", "xception"], "majority", "faces")
     assert (video.frames, video.start) == (7, 1.5)
 

@@ -34,9 +34,9 @@ def two_faces_report(two_faces_clip, analyzer):
     calls = []
     real = analyzer.score_crops
 
-    def spy(crops, names):
-        calls.append((len(crops), tuple(names)))
-        return real(crops, names)
+    def spy(crops, names, mirror=False):
+        calls.append((len(crops), tuple(names), mirror))
+        return real(crops, names, mirror=mirror)
 
     analyzer.score_crops = spy
     try:
@@ -90,9 +90,9 @@ def test_faces_are_image_report_faces_plus_track(two_faces_report, analyzer):
 
 def test_each_detector_scores_all_faces_of_a_batch_in_one_call(two_faces_report, analyzer):
     _, calls = two_faces_report
-    # 8 frames in batches of 4, two faces each: 2 batches x 5 detectors, 8 crops per call
+    # 8 frames in batches of 4, two faces each: 2 batches x 5 detectors, 8 crops per call, not mirrored by default
     assert len(calls) == 2 * len(analyzer.detectors)
-    assert all(n == 8 and len(names) == 1 for n, names in calls)
+    assert all(n == 8 and len(names) == 1 and not mirror for n, names, mirror in calls)
 
 
 def test_to_dict_is_json_and_keeps_images_out(two_faces_report):

@@ -85,3 +85,9 @@ def test_what_stored_scores_cannot_answer(clip, analyzer):
     assert faces.changed == ["min_face_size"]
     assert faces.report.settings["min_face_size"] == only_swin.settings["min_face_size"]   # as analysed
     assert len(faces.report.faces) == len(only_swin.faces)
+    plain = rescore_video(only_swin, analyzer, AnalysisSettings(detectors=["swin"], mirror=True))
+    assert plain.changed == ["mirror"] and plain.report.settings["mirror"] is False   # scores stay as analysed
+    from ui.video_view import rerun_reasons
+    assert rerun_reasons(plain, False) == [
+        "The mirrored scoring of faces changed since this analysis: faces are found and scored while the video is "
+        "analysed, so press **Analyse video** to apply it. The result below was made with it off."]

@@ -163,7 +163,7 @@ def units_from_index(samples: Sequence[Sample], analyzer: Analyzer, settings: An
             faces.append(Face(box=(0.0, 0.0, float(w), float(h)),
                               score=0.0 if math.isnan(s.score) else float(s.score), landmarks=None, crop=crop))
     names = analyzer.active_detectors(settings)
-    logits = analyzer.score_crops([f.crop for f in faces], names)
+    logits = analyzer.score_crops([f.crop for f in faces], names, mirror=settings.mirror)
     units, start = [], 0
     for (_, frame), members in groups.items():
         end = start + len(members)
@@ -385,14 +385,15 @@ def print_summary(report: dict, stream=None) -> None:
 
 # ---------------------------------------------------------------------------------------------- main flow
 def _settings(names: Sequence[str] | None, ensemble: str | None, threshold: float | None, band: float | None,
-              keep_no_face: bool) -> AnalysisSettings:
+              keep_no_face: bool, mirror: bool | None = None) -> AnalysisSettings:
     base = AnalysisSettings()
     strategy = ensemble or base.strategy
     if strategy not in STRATEGIES:
         raise DataError(f"unknown ensemble strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     settings = AnalysisSettings(strategy=strategy, detectors=list(names) if names else None,
                                 threshold=DEFAULT_THRESHOLD if threshold is None else float(threshold),
-                                band=DEFAULT_BAND if band is None else float(band), whole_image_fallback=keep_no_face)
+                                band=DEFAULT_BAND if band is None else float(band), whole_image_fallback=keep_no_face,
+                                mirror=base.mirror if mirror is None else bool(mirror))
     if not 0 < settings.threshold < 1 or not 0 <= settings.band < 0.5:
         raise DataError(f"threshold must be in (0, 1) and band in [0, 0.5), got {settings.threshold} and "
                         f"{settings.band}")
@@ -409,16 +410,18 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
              threshold: float | None = None, seed: int = 0, fractions: SplitFractions | None = None,
              keep_no_face: bool = False, progress: bool = True, chunk: int = 64, band: float | None = None,
              operating_point_split: str | None = None, max_fpr: float = 0.05,
-             out_operating_point: str | Path | None = None, pair_reals: dict[str, str] | None = None) -> dict:
+             out_operating_point: str | Path | None = None, pair_reals: dict[str, str] | None = None,
+             mirror: bool | None = None) -> dict:
     """Scores `data` (split `split`) as the app would and returns the report (also written to `out`).
     `pair_reals` (fake-only source -> source whose reals it is scored against) gives such a source an AUC.
+    `mirror` None: the app's default (AnalysisSettings.mirror).
     Raises DataError (one line) for unusable data, models or options."""
     if out_operating_point and not operating_point_split:
         operating_point_split = "val"
     if out_operating_point and operating_point_split != "val":
         raise DataError("the operating point written for the app is chosen on validation scores: "
                         "use --operating-point-split val")
-    settings = _settings(names, ensemble, threshold, band, keep_no_face)
+    settings = _settings(names, ensemble, threshold, band, keep_no_face, mirror)
     try:
         options = VideoOptions(frames=frames, keep_thumbnails=False).validate()
     except ValueError as exc:
@@ -471,7 +474,7 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
         except ValueError as exc:
             raise DataError(f"operating point on the {operating_point_split} split: {exc}") from None
         op_report = _operating_point_report(op, operating_point_split, split, settings.strategy, detector_list,
-                                            scored, ensemble_name, out_operating_point)
+                                            scored, ensemble_name, out_operating_point, settings.mirror)
 
     report = {"models_dir": str(models_dir), "data": [str(d) for d in data], "split": split,
               "ensemble": settings.strategy, "threshold": settings.threshold, "band": settings.band,
@@ -494,11 +497,12 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
 
 def _operating_point_report(op: OperatingPointResult, fit_split: str, split: str, strategy: str,
                             detectors: list[str], scored: ScoredSet, ensemble_name: str,
-                            path: str | Path | None) -> dict:
+                            path: str | Path | None, mirror: bool) -> dict:
     fit = op.rates
     out: dict[str, Any] = {"strategy": strategy, "threshold": op.threshold, "band": op.band,
                            "requested_band": op.requested_band, "fake_from": op.fake_from, "max_fpr": op.max_fpr,
-                           "fit_split": fit_split, "detectors": detectors, "fit": fit.to_dict(), "file": None}
+                           "fit_split": fit_split, "detectors": detectors, "mirror": mirror, "fit": fit.to_dict(),
+                           "file": None}
     if fit_split != split:
         out["evaluated"] = verdict_rates(*_ensemble_arrays(scored.units, ensemble_name), op.threshold,
                                          op.band).to_dict()
@@ -510,7 +514,8 @@ def _operating_point_report(op: OperatingPointResult, fit_split: str, split: str
                                    val=ValidationRates(fpr=fit.fpr, tpr=fit.tpr, uncertain_real=fit.uncertain_real,
                                                        uncertain_fake=fit.uncertain_fake, n_real=fit.n_real,
                                                        n_fake=fit.n_fake),
-                                   detectors=list(detectors), created=datetime.now().isoformat(timespec="seconds"))
+                                   detectors=list(detectors), created=datetime.now().isoformat(timespec="seconds"),
+                                   mirror=mirror)
         except OperatingPointError as exc:
             raise DataError(str(exc)) from None
         out["file"] = str(point.write(path))
@@ -557,6 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--band", type=float, default=None,
                    help=f"uncertainty band around it (default: the app's, {DEFAULT_BAND})")
     p.add_argument("--keep-no-face", action="store_true", help="score the whole image when no face is found")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"score each face with its mirror image too (default: the app's, {AnalysisSettings().mirror})")
     p.add_argument("--operating-point-split", default=None, choices=("train", "val", "test", "all"),
                    help="choose the ensemble's threshold and band on this split's scores")
     p.add_argument("--max-fpr", type=float, default=0.05, help="at most this share of reals called FAKE there")
@@ -585,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           keep_no_face=args.keep_no_face, progress=not args.no_progress,
                           operating_point_split=args.operating_point_split, max_fpr=args.max_fpr,
                           out_operating_point=args.out_operating_point,
-                          pair_reals=parse_pairs(args.pair_reals))
+                          pair_reals=parse_pairs(args.pair_reals), mirror=args.mirror)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

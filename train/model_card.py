@@ -326,7 +326,9 @@ def operating_point_section(op: OperatingPoint, report: dict[str, Any] | None = 
     v = op.val
     lines = ["## Operating point", "",
              f"`ensemble.json` ({op.created or 'undated'}): strategy `{op.strategy}` over "
-             f"{', '.join(f'`{d}`' for d in op.detectors) or 'the loaded detectors'}; chosen on validation scores "
+             f"{', '.join(f'`{d}`' for d in op.detectors) or 'the loaded detectors'}"
+             f"{', each face scored as it is and mirrored (the mean of both logits)' if op.mirror else ''}; "
+             "chosen on validation scores "
              f"so that at most {_pct(op.max_fpr)} of real faces are called FAKE.", "",
              "| threshold | band | FAKE from | split | FPR (reals called FAKE) | TPR (fakes called FAKE) | "
              "reals UNCERTAIN | fakes UNCERTAIN | reals / fakes |",
@@ -354,7 +356,9 @@ def clips_section(report: dict[str, Any]) -> str:
     frames = (report.get("video_options") or {}).get("frames")
     lines = ["## Clips", "",
              f"Each clip through the app's video engine ({frames} evenly spaced frames, face tracks, the most "
-             f"suspicious decisive track; strategy `{report.get('ensemble')}`, threshold {_num(report.get('threshold'))}, "
+             f"suspicious decisive track; strategy `{report.get('ensemble')}`"
+             f"{', mirrored faces too' if (report.get('settings') or {}).get('mirror') else ''}, "
+             f"threshold {_num(report.get('threshold'))}, "
              f"band {_num(report.get('band'))}). Clips labelled `unknown` are shown, not scored.", "",
              "| clip | label | P(fake) | verdict | correct | frames | faces | tracks |" +
              "".join(f" {n} |" for n in names), "|---" * (8 + len(names)) + "|"]

@@ -94,7 +94,9 @@ def operating_point_markdown(op: dict[str, Any]) -> str:
                 "`python -m train.evaluate ... --operating-point-split val --out-operating-point "
                 f"{op.get('file')}`.")
     return (f"{head}: the validated operating point of the {op['strategy']} ensemble of "
-            f"{', '.join(op.get('detectors') or [])}, chosen so that at most {op['max_fpr']:.0%} of real faces are "
+            f"{', '.join(op.get('detectors') or [])}"
+            f"{' (faces scored with their mirror image too)' if op.get('mirror') else ''}, chosen so that at most "
+            f"{op['max_fpr']:.0%} of real faces are "
             f"false alarms. On validation: false-positive rate {op['val_fpr']:.1%} ({op['val_n_real']} reals), "
             f"true-positive rate {op['val_tpr']:.1%} ({op['val_n_fake']} fakes). From `{op['file']}`"
             f"{', ' + op['created'] if op.get('created') else ''}; the sidebar's sliders override it.")

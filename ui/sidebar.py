@@ -63,7 +63,8 @@ def _decision(analyzer: Analyzer) -> Decision:
     detectors = None
     if kept is not None and analyzer.detectors:
         detectors = analyzer.detectors_setting([n for n in kept if n in analyzer.detectors])
-    return analyzer.decision(AnalysisSettings(strategy=strategy, detectors=detectors))
+    mirror = st.session_state.get(_KEEP + "sb_mirror", OPTION["mirror"].default())
+    return analyzer.decision(AnalysisSettings(strategy=strategy, detectors=detectors, mirror=mirror))
 
 
 def decision_help(decision: Decision) -> str:
@@ -92,7 +93,7 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
                    + ("the models' validated operating point (at most "
                       f"{start.operating_point.max_fpr:.0%} false alarms on validation reals)"
                       if start.source == VALIDATION and start.operating_point is not None
-                      else "built-in defaults (no validated operating point for this strategy and these detectors)"))
+                      else f"built-in defaults ({start.reason})"))
         choices = OPTION["strategy"].choices or ()
         strategies = [s for s in STRATEGY_LABELS if s in choices] + [s for s in choices if s not in STRATEGY_LABELS]
         strategy = _kept(st.selectbox, "How detectors are combined", "sb_strategy", OPTION["strategy"].default(),
@@ -116,6 +117,11 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
         else:
             chosen = []
             st.error("No detector weights are loaded: see the Models page.")
+        mirror_option = OPTION["mirror"]
+        mirror = _kept(st.checkbox, "Also score each face mirrored", "sb_mirror", mirror_option.default(),
+                       help=f"{mirror_option.sentence} The validated operating point holds only for the setting it "
+                            "was measured with (the Models page says which); otherwise the built-in threshold and "
+                            "band apply.")
         fusion_option = OPTION["fusion"]
         fusion = _kept(st.selectbox, "Faces and voice (videos)", "sb_fusion", fusion_option.default(),
                        options=fusion_option.choices,
@@ -128,12 +134,12 @@ def settings_sidebar(analyzer: Analyzer) -> AnalysisSettings:
                              help=f"{whole.sentence} For close-up crops where the face detector finds nothing. "
                                   "Less reliable.")
         st.button("Reset settings", on_click=_reset, key="sb_reset",
-                  args=(["sb_threshold", "sb_band", "sb_strategy", "sb_detectors", "sb_min_face", "sb_fallback",
-                         "sb_fusion"],))
+                  args=(["sb_threshold", "sb_band", "sb_strategy", "sb_detectors", "sb_mirror", "sb_min_face",
+                         "sb_fallback", "sb_fusion"],))
         st.caption(f"{len(loaded)} of {len(loaded) + len(analyzer.load_errors)} detectors loaded")
     moved = {key: _KEEP + key in st.session_state for key in ("sb_threshold", "sb_band")}
     return AnalysisSettings(strategy=strategy, threshold=float(threshold) if moved["sb_threshold"] else None,
                             band=float(band) if moved["sb_band"] else None,
                             detectors=analyzer.detectors_setting(chosen) if loaded else None,
                             min_face_size=int(min_face),
-                            whole_image_fallback=bool(fallback), fusion=str(fusion))
+                            whole_image_fallback=bool(fallback), mirror=bool(mirror), fusion=str(fusion))

@@ -32,7 +32,8 @@ NO_FACE_TEXT = ("No face was found in any of the {analysed} analysed frames, so 
 # words for video.engine.FACE_SETTINGS in the "press Analyse video" notes: (what it is, unit)
 FACE_SETTING_WORDS = {"min_face_size": ("smallest face to analyse", " px"), "margin": ("face crop margin", ""),
                       "face_threshold": ("face detection confidence", ""), "max_faces": ("most faces per frame", ""),
-                      "detect_max_side": ("face detection size", " px"), "max_pixels": ("pixel limit", "")}
+                      "detect_max_side": ("face detection size", " px"), "max_pixels": ("pixel limit", ""),
+                      "mirror": ("mirrored scoring of faces", "")}
 
 
 def _decision(report) -> tuple[float, float]:
@@ -63,8 +64,10 @@ def rerun_reasons(rescored: Rescored | None, frames_changed: bool) -> list[str]:
     for key in rescored.changed if rescored is not None else []:
         label, unit = FACE_SETTING_WORDS.get(key, (key, ""))
         before = rescored.report.settings.get(key)
-        reasons.append(f"The {label} changed since this analysis: faces are found while the video is analysed, so "
-                       f"press **Analyse video** to apply it. The result below still uses {before}{unit}.")
+        still = (f"was made with it {'on' if before else 'off'}" if isinstance(before, bool)
+                 else f"still uses {before}{unit}")
+        reasons.append(f"The {label} changed since this analysis: faces are found and scored while the video is "
+                       f"analysed, so press **Analyse video** to apply it. The result below {still}.")
     if frames_changed:
         reasons.append("The frames to analyse changed: press **Analyse video** to analyse them. The result below is "
                        "for the frames analysed before.")

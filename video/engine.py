@@ -50,7 +50,8 @@ class FaceAnalyzer(Protocol):
 
     def face_finder(self, settings: AnalysisSettings) -> FaceFinder: ...
 
-    def score_crops(self, crops: list[np.ndarray], names: list[str]) -> dict[str, np.ndarray]: ...
+    def score_crops(self, crops: list[np.ndarray], names: list[str],
+                    mirror: bool = False) -> dict[str, np.ndarray]: ...
 
     def face_results(self, faces: list[Face], logits: dict[str, np.ndarray],
                      settings: AnalysisSettings) -> list[FaceResult]: ...
@@ -310,7 +311,7 @@ def _analyse_batch(batch: list[DecodedFrame], analyzer: FaceAnalyzer, finder: Fa
                                                      f"with {name}"):
                 return None
             t = time.perf_counter()
-            logits.update(analyzer.score_crops(crops, [name]))
+            logits.update(analyzer.score_crops(crops, [name], mirror=settings.mirror))
             timer.add(f"model:{name}", time.perf_counter() - t)
 
     results: list[FrameResult] = []
@@ -400,9 +401,9 @@ def _r(value: float | None) -> float | None:
     return None if value is None else round(float(value), 5)
 
 
-# Settings decided while the video is analysed (which faces are found, how they are cropped): a stored report
-# cannot answer a change of these, only a new analysis can.
-FACE_SETTINGS = ("margin", "min_face_size", "face_threshold", "max_faces", "detect_max_side", "max_pixels")
+# Settings decided while the video is analysed (which faces are found, how they are cropped and scored): a stored
+# report cannot answer a change of these, only a new analysis can.
+FACE_SETTINGS = ("margin", "min_face_size", "face_threshold", "max_faces", "detect_max_side", "max_pixels", "mirror")
 
 
 @dataclass
