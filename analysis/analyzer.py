@@ -260,8 +260,8 @@ class Analyzer:
         """Raw logits (N,) per detector; each detector scores all crops in one batched pass, shared with the crops
         of other threads scoring at the same time (`CropBatcher`). With `mirror` (`AnalysisSettings.mirror`) each
         crop is scored as it is and mirrored left-right, in the same pass, and the two logits are averaged: a face
-        and its mirror image are equally real, and the mean of the two views ranks faces better (measured in
-        docs/SHIPPED_WEIGHTS.md)."""
+        and its mirror image are equally real. It ranks the held-out crops a little better and the labelled clips'
+        frames worse (docs/SHIPPED_WEIGHTS.md), hence off by default."""
         if not crops:
             return {n: np.zeros(0, dtype=np.float32) for n in names}
         if not mirror:
