@@ -215,6 +215,11 @@ def test_reframed_views_are_extra_rows_and_leave_the_older_rows_alone(tmp_path):
     extra = framed[len(plain):]
     assert extra and all(kind == "reframed" and label == samples[i].label for i, kind, label in extra)
     assert 0.2 * len(samples) < len(extra) < 0.8 * len(samples)
+    both = fp.training_views(samples, 0.5, 5, seed=3, reframe_fraction=0.5, context_fraction=1.0)
+    assert both[:len(framed)] == framed                     # context rows come last, on their own random stream
+    context = both[len(framed):]
+    assert [(i, label) for i, _, label in context] == [(i, s.label) for i, s in enumerate(samples)]
+    assert {kind for _, kind, _ in context} == {"context"}
 
 
 def test_a_soup_of_different_models_is_refused(tmp_path):

@@ -156,3 +156,36 @@ def test_reframe_leaves_an_all_black_crop_alone():
     from train.augment import Reframe
     black = np.zeros((32, 32, 3), np.uint8)
     assert np.array_equal(Reframe()(black, np.random.default_rng(0)), black)
+
+
+def _padded_crop(rng: np.random.Generator) -> np.ndarray:
+    crop = np.zeros((100, 100, 3), np.uint8)
+    crop[30:70, 20:60] = rng.integers(1, 255, (40, 40, 3), dtype=np.uint8)   # a 40 px picture in a black frame
+    return crop
+
+
+def test_context_fill_replaces_the_black_frame_at_the_same_scale():
+    from train.augment import ContextFill
+    crop = _padded_crop(np.random.default_rng(0))
+    reflected = blurred = 0
+    for seed in range(30):
+        out = ContextFill()(crop, np.random.default_rng(seed))
+        assert out.shape == crop.shape and out.dtype == np.uint8
+        assert np.array_equal(out[32:68, 22:58], crop[32:68, 22:58])    # the picture stays where it was, unscaled
+        frame = np.ones((100, 100), bool)
+        frame[32:68, 22:58] = False
+        assert (out.max(axis=2)[frame] > 0).mean() > 0.99              # no black frame left
+        # reflected outwards: the row above the picture mirrors the row below its (trimmed) top edge
+        if np.array_equal(out[31, 22:58], crop[33, 22:58]):
+            reflected += 1
+        else:
+            blurred += 1
+    assert reflected and blurred
+
+
+def test_context_fill_leaves_unframed_and_black_crops_alone():
+    from train.augment import ContextFill
+    photo = np.random.default_rng(1).integers(1, 255, (64, 64, 3), dtype=np.uint8)
+    assert ContextFill()(photo, np.random.default_rng(0)) is photo
+    black = np.zeros((32, 32, 3), np.uint8)
+    assert ContextFill()(black, np.random.default_rng(0)) is black

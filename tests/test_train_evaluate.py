@@ -324,3 +324,39 @@ def test_operating_point_on_clips_gives_each_clip_its_verdict_there(tiny_models_
     assert op["fit_split"] == "all" and "evaluated" not in op and op["file"] is None
     for c in report["clips"]:
         assert c["verdict_at_operating_point"] == verdict_for(c["probability"], op["threshold"], op["band"])
+
+
+def test_frame_fill_scores_padded_crops_with_their_frame_filled(tiny_models_dir, tmp_path):
+    from detectors.artifacts import load_detectors
+    from train.augment import ContextFill
+
+    rng = np.random.default_rng(4)
+    samples, framed = [], []
+    for i, label in enumerate((0, 1, 0, 1)):
+        crop = np.zeros((96, 96, 3), np.uint8)
+        crop[24:72, 30:78] = make_pair(rng, 48)[label]           # a tight crop inside the finder's black frame
+        path = tmp_path / f"c{i}.png"
+        cv2.imwrite(str(path), crop)
+        framed.append(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
+        samples.append(Sample(path=str(path), label=label, group=f"g{i}", source="dfdc", split="test",
+                              original=f"/media/{i}.jpg", score=0.99))
+    index = write_index(tmp_path / "index.csv", samples)
+    as_cut = ev.evaluate(tiny_models_dir, [str(index)], names=["swin"], split="test", out=tmp_path / "a",
+                         progress=False)
+    filled = ev.evaluate(tiny_models_dir, [str(index)], names=["swin"], split="test", out=tmp_path / "b",
+                         progress=False, frame_fill="reflect")
+    assert as_cut["frame_fill"] is None and filled["frame_fill"] == "reflect"
+    swin = load_detectors(tiny_models_dir)[0]["swin"]
+    refilled = [ContextFill(mode="reflect")(c, np.random.default_rng(0)) for c in framed]
+    assert not np.allclose(swin.logits(framed), swin.logits(refilled))     # the fill is seen by the detector
+    for out, crops in ((tmp_path / "a", framed),
+                       (tmp_path / "b", refilled)):
+        rows = [line.split(",") for line in (out / "scores.csv").read_text().splitlines()]
+        col = rows[0].index("swin")
+        expected = swin.calibrate(swin.logits(crops))
+        assert [float(r[col]) for r in rows[1:]] == pytest.approx(list(expected), abs=1e-5)
+    with pytest.raises(ev.DataError, match="robustness check"):
+        ev.evaluate(tiny_models_dir, [str(index)], split="test", operating_point_split="val", frame_fill="blur",
+                    progress=False)
+    with pytest.raises(ev.DataError, match="ContextFill mode"):
+        ev.evaluate(tiny_models_dir, [str(index)], split="test", frame_fill="tile", progress=False)

@@ -14,7 +14,9 @@
   probabilities are aggregated over tracks the same way. `report.json` lists every clip (`clips`); clips labelled
   `unknown` in a `labels.json` are reported (whatever the split) but not scored; a clip without a face has no
   verdict and counts as not correct;
-- crops of an index are scored as they are, each crop one face, through the analyzer's detectors and ensemble.
+- crops of an index are scored as they are, each crop one face, through the analyzer's detectors and ensemble;
+  `--frame-fill reflect|blur` first replaces the black frame the finder puts around a published tight crop with
+  image context (train.augment.ContextFill), a robustness check: the face's surroundings as a video frame has them.
 
 Items (images, video frames, crops) score as their most suspicious face. Metrics per model (the detectors and
 `ensemble:<strategy>`): per source, frame level and video level (engine clips: the engine's aggregate; videos of a
@@ -51,6 +53,7 @@ from analysis.report import FAKE, REAL, FaceResult, json_safe, report_failed
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
 from train.data import (LABEL_NAMES, DataError, Sample, SplitFractions, assign_splits, by_split, load_samples,
                         media_kind, parse_data_arg, parse_label, parse_pairs)
+from train.augment import ContextFill
 from train.dataset import read_rgb
 from train.metrics import (OperatingPointResult, aggregate_by, calibration_summary, compute_metrics,
                            confusion, metrics_by, operating_point, plot_confusion, plot_reliability, plot_roc,
@@ -149,9 +152,10 @@ def _unit(sample: Sample, frame: int, results: Sequence[FaceResult], settings: A
 
 
 def units_from_index(samples: Sequence[Sample], analyzer: Analyzer, settings: AnalysisSettings,
-                     ensemble_name: str) -> list[Unit]:
+                     ensemble_name: str, frame_fill: ContextFill | None = None) -> list[Unit]:
     """Crops of a crop index: each one face, scored by the analyzer's detectors and ensemble as the app scores a
-    face (the crops were already cut with the app's finder and margin)."""
+    face (the crops were already cut with the app's finder and margin). `frame_fill` first fills each crop's black
+    frame, drawing from the same seed for every crop."""
     groups: dict[tuple[str, int], list[Sample]] = defaultdict(list)
     for s in samples:
         groups[(s.media, s.frame)].append(s)
@@ -159,6 +163,8 @@ def units_from_index(samples: Sequence[Sample], analyzer: Analyzer, settings: An
     for members in groups.values():
         for s in members:
             crop = read_rgb(s.path)
+            if frame_fill is not None:
+                crop = frame_fill(crop, np.random.default_rng(0))
             h, w = crop.shape[:2]
             faces.append(Face(box=(0.0, 0.0, float(w), float(h)),
                               score=0.0 if math.isnan(s.score) else float(s.score), landmarks=None, crop=crop))
@@ -269,14 +275,15 @@ def unknown_clips(data: Sequence[str]) -> list[Sample]:
 
 def score_samples(samples: Sequence[Sample], analyzer: Analyzer, settings: AnalysisSettings,
                   options: VideoOptions, ensemble_name: str, progress: bool = True, chunk: int = 64,
-                  desc: str = "") -> ScoredSet:
+                  desc: str = "", frame_fill: ContextFill | None = None) -> ScoredSet:
     from tqdm import tqdm
 
     scored = ScoredSet()
     prepared = [s for s in samples if s.original]
     raw = [s for s in samples if not s.original]
     for start in tqdm(range(0, len(prepared), chunk), desc=f"{desc}crops", disable=not progress or not prepared):
-        scored.units += units_from_index(prepared[start:start + chunk], analyzer, settings, ensemble_name)
+        scored.units += units_from_index(prepared[start:start + chunk], analyzer, settings, ensemble_name,
+                                         frame_fill)
     for s in tqdm(raw, desc=f"{desc}media", disable=not progress or not raw):
         if s.kind == "video":
             clip_result(s, analyzer, settings, options, ensemble_name, scored)
@@ -411,13 +418,20 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
              keep_no_face: bool = False, progress: bool = True, chunk: int = 64, band: float | None = None,
              operating_point_split: str | None = None, max_fpr: float = 0.05,
              out_operating_point: str | Path | None = None, pair_reals: dict[str, str] | None = None,
-             mirror: bool | None = None) -> dict:
+             mirror: bool | None = None, frame_fill: str | None = None) -> dict:
     """Scores `data` (split `split`) as the app would and returns the report (also written to `out`).
     `pair_reals` (fake-only source -> source whose reals it is scored against) gives such a source an AUC.
-    `mirror` None: the app's default (AnalysisSettings.mirror).
+    `mirror` None: the app's default (AnalysisSettings.mirror). `frame_fill` (a ContextFill mode) fills the black
+    frame of prepared crops before scoring; no operating point is chosen on crops changed so.
     Raises DataError (one line) for unusable data, models or options."""
     if out_operating_point and not operating_point_split:
         operating_point_split = "val"
+    if frame_fill and operating_point_split:
+        raise DataError("--frame-fill is a robustness check: choose the operating point on the crops as they are")
+    try:
+        fill = ContextFill(mode=frame_fill) if frame_fill else None
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
     if out_operating_point and operating_point_split != "val":
         raise DataError("the operating point written for the app is chosen on validation scores: "
                         "use --operating-point-split val")
@@ -453,7 +467,8 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
         raise DataError(f"no samples in the {split} split")
 
     started = time.time()
-    scored = score_samples(chosen + unknown_clips(data), analyzer, settings, options, ensemble_name, progress)
+    scored = score_samples(chosen + unknown_clips(data), analyzer, settings, options, ensemble_name, progress,
+                           frame_fill=fill)
     if not scored.units:
         raise DataError("no face found in any of the samples")
     model_names = detector_list + [ensemble_name]
@@ -478,7 +493,7 @@ def evaluate(models_dir: str | Path, data: Sequence[str], names: Sequence[str] |
 
     report = {"models_dir": str(models_dir), "data": [str(d) for d in data], "split": split,
               "ensemble": settings.strategy, "threshold": settings.threshold, "band": settings.band,
-              "settings": settings.to_dict(), "video_options": {"frames": options.frames},
+              "settings": settings.to_dict(), "video_options": {"frames": options.frames}, "frame_fill": frame_fill,
               "created": datetime.now().isoformat(timespec="seconds"),
               "n_units": len(scored.units), "n_media": len({u.media for u in scored.units}),
               "skipped_no_face": scored.skipped_no_face, "failed": scored.failed,
@@ -564,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-no-face", action="store_true", help="score the whole image when no face is found")
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
                    help=f"score each face with its mirror image too (default: the app's, {AnalysisSettings().mirror})")
+    p.add_argument("--frame-fill", default=None, choices=("reflect", "blur"),
+                   help="fill the black frame around prepared crops with image context first (a robustness check)")
     p.add_argument("--operating-point-split", default=None, choices=("train", "val", "test", "all"),
                    help="choose the ensemble's threshold and band on this split's scores")
     p.add_argument("--max-fpr", type=float, default=0.05, help="at most this share of reals called FAKE there")
@@ -592,7 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           keep_no_face=args.keep_no_face, progress=not args.no_progress,
                           operating_point_split=args.operating_point_split, max_fpr=args.max_fpr,
                           out_operating_point=args.out_operating_point,
-                          pair_reals=parse_pairs(args.pair_reals), mirror=args.mirror)
+                          pair_reals=parse_pairs(args.pair_reals), mirror=args.mirror,
+                          frame_fill=args.frame_fill)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -48,6 +48,7 @@ from train.metrics import auc_by_source, compute_metrics, expected_calibration_e
 log = logging.getLogger("train.frozen_prefix")
 CHUNK = 128
 REFRAME = aug.Reframe()
+CONTEXT = aug.ContextFill()
 
 
 # ---------------------------------------------------------------------------------------------- the split
@@ -197,9 +198,10 @@ class FeatureSet:
 
 
 def training_views(samples: Sequence[Sample], augment_fraction: float, sbi_count: int, seed: int,
-                   reframe_fraction: float = 0.0) -> list[tuple[int, str, int]]:
-    """Rows of the training cache: (sample index, view kind, label). Kinds: clean, augmented, sbi, and reframed
-    (an extra row for `reframe_fraction` of the crops: train.augment.Reframe, then the policy on half of them)."""
+                   reframe_fraction: float = 0.0, context_fraction: float = 0.0) -> list[tuple[int, str, int]]:
+    """Rows of the training cache: (sample index, view kind, label). Kinds: clean, augmented, sbi, reframed (an
+    extra row for `reframe_fraction` of the crops: train.augment.Reframe, then the policy on half of them) and
+    context (likewise for `context_fraction`, with train.augment.ContextFill)."""
     rng = np.random.default_rng(seed)
     rows = [(i, "augmented" if rng.random() < augment_fraction else "clean", s.label) for i, s in enumerate(samples)]
     reals = [i for i, s in enumerate(samples) if s.label == 0]
@@ -208,6 +210,9 @@ def training_views(samples: Sequence[Sample], augment_fraction: float, sbi_count
     if reframe_fraction > 0:
         rng = np.random.default_rng([seed, 1])   # its own stream: the rows above stay those of older caches
         rows.extend((i, "reframed", s.label) for i, s in enumerate(samples) if rng.random() < reframe_fraction)
+    if context_fraction > 0:
+        rng = np.random.default_rng([seed, 2])
+        rows.extend((i, "context", s.label) for i, s in enumerate(samples) if rng.random() < context_fraction)
     return rows
 
 
@@ -219,8 +224,8 @@ def _render(sample: Sample, kind: str, rng: np.random.Generator, augmenter: aug.
         return augmenter(img, rng) if rng.random() < 0.5 else img
     if kind == "augmented":
         return augmenter(img, rng)
-    if kind == "reframed":
-        img = REFRAME(img, rng)
+    if kind in ("reframed", "context"):
+        img = (REFRAME if kind == "reframed" else CONTEXT)(img, rng)
         return augmenter(img, rng) if rng.random() < 0.5 else img
     return img
 
@@ -402,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--augment-fraction", type=float, default=0.5, help="training crops cached degraded")
     p.add_argument("--reframe", type=float, default=0.0,
                    help="fraction of training crops added once more, re-framed (train.augment.Reframe)")
+    p.add_argument("--context", type=float, default=0.0,
+                   help="fraction of training crops added once more with their black frame filled "
+                        "(train.augment.ContextFill)")
     p.add_argument("--sbi", type=int, default=1500, help="self-blended pseudo-fakes added from real training crops")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--samples-per-epoch", type=int, default=6000)
@@ -480,11 +488,14 @@ def run(args: argparse.Namespace) -> Path:
         key["model_kwargs"] = model_kwargs
     if args.reframe:   # likewise
         key["reframe"] = args.reframe
+    if args.context:
+        key["context"] = args.context
     ident = json.dumps(key, sort_keys=True)
     key_dir = Path(args.cache) / f"{args.name}_{args.size}_{args.cut}_{hashlib.sha1(ident.encode()).hexdigest()[:10]}"
     key_dir.mkdir(parents=True, exist_ok=True)
     (key_dir / "key.json").write_text(ident)
-    views = training_views(parts["train"], args.augment_fraction, args.sbi, args.seed, args.reframe)
+    views = training_views(parts["train"], args.augment_fraction, args.sbi, args.seed, args.reframe,
+                           args.context)
     sets = {"train": _feature_set(split, parts["train"], views, key_dir, "train", args.size, spec, args.seed)}
     for name in ("val", "test"):
         rows = [(i, "clean", s.label) for i, s in enumerate(parts[name])]
@@ -516,7 +527,8 @@ def run(args: argparse.Namespace) -> Path:
                           + (", weights averaged over several runs (model soup)" if args.soup else ""),
                 "start": "ImageNet (offline, see the model card)", "frozen_up_to": args.cut,
                 "train_rows": {"clean": int(sets["train"].clean.sum()), "total": len(sets["train"].labels),
-                               "sbi": args.sbi, "reframed": args.reframe},
+                               "sbi": args.sbi, "reframed": args.reframe,
+                               "context": args.context},
                 "history": fit["history"], "best_epoch": fit["best_epoch"],
                 "soup": fit.get("soup"),
                 "torch": str(torch.__version__)}
