@@ -121,3 +121,17 @@ def test_bad_baseline_or_operating_point_is_a_one_line_error(tiny_models_dir, tm
     assert main(["--models", str(models)]) == 2
     err = capsys.readouterr().err.strip()
     assert "ensemble.json" in err and "\n" not in err
+
+
+def test_frozen_prefix_recipe_names_its_extra_views():
+    from train.model_card import _recipe
+
+    training = {"recipe": "frozen-prefix fine-tuning on cached features", "frozen_up_to": "block11",
+                "best_epoch": 9, "args": {"epochs": 10, "samples_per_epoch": 4000, "lr": 3e-4, "head_lr_mult": 5,
+                                          "batch_size": 64, "augment_fraction": 0.5, "balance": 0.5},
+                "train_rows": {"sbi": 1500, "reframed": 0, "context": 1.0}}
+    text = _recipe(training)
+    assert "1500 self-blended pseudo-fakes" in text and "re-framed" not in text
+    assert "100 % of training crops added once more with the black frame" in text
+    older = _recipe({**training, "train_rows": {"sbi": 1500, "reframed": 0.5}})   # runs from before the option
+    assert "50 % of training crops added once more re-framed" in older and "black frame" not in older

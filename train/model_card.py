@@ -87,6 +87,7 @@ def _recipe(training: dict[str, Any]) -> str:
     if training.get("recipe"):
         rows = training.get("train_rows") or {}
         reframed = float(rows.get("reframed") or 0)
+        context = float(rows.get("context") or 0)
         if training.get("soup"):
             trained = ("the rest is the mean of the weights of " + ", ".join(
                 f"`{i['path']}` (epoch {i['epoch']}, weight {i['weight']:.2f})" for i in training["soup"])
@@ -102,6 +103,9 @@ def _recipe(training: dict[str, Any]) -> str:
                 + (f"{int(round(100 * reframed))} % of training crops added once more re-framed (the face re-cut "
                    f"between its crop and a frame-filling square, so a padded tight crop and a video face look "
                    f"alike), " if reframed else "")
+                + (f"{int(round(100 * context))} % of training crops added once more with the black frame around a "
+                   f"padded tight crop filled with image context at the same scale (the picture reflected outwards or "
+                   f"its blurred enlargement, as a video face has surroundings), " if context else "")
                 + f"(source, label) balancing power {args.get('balance')}")
     return (f"{training.get('epoch', '?')} epochs, {args.get('samples_per_epoch') or 'all'} samples per epoch, "
             f"lr {args.get('lr')}, batch {args.get('batch_size')}, ImageNet start: {bool(args.get('pretrained'))}, "
