@@ -51,9 +51,9 @@ from analysis.faces import Face
 from analysis.operating_point import OperatingPoint, OperatingPointError, ValidationRates
 from analysis.report import FAKE, REAL, FaceResult, json_safe, report_failed
 from analysis.settings import DEFAULT_BAND, DEFAULT_THRESHOLD, AnalysisSettings
+from train.augment import ContextFill
 from train.data import (LABEL_NAMES, DataError, Sample, SplitFractions, assign_splits, by_split, load_samples,
                         media_kind, parse_data_arg, parse_label, parse_pairs)
-from train.augment import ContextFill
 from train.dataset import read_rgb
 from train.metrics import (OperatingPointResult, aggregate_by, calibration_summary, compute_metrics,
                            confusion, metrics_by, operating_point, plot_confusion, plot_reliability, plot_roc,
