@@ -579,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-no-face", action="store_true", help="score the whole image when no face is found")
     p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
                    help=f"score each face with its mirror image too (default: the app's, {AnalysisSettings().mirror})")
-    p.add_argument("--frame-fill", default=None, choices=("reflect", "blur"),
+    p.add_argument("--frame-fill", default=None, choices=[m for m in ContextFill.MODES if m != "either"],
                    help="fill the black frame around prepared crops with image context first (a robustness check)")
     p.add_argument("--operating-point-split", default=None, choices=("train", "val", "test", "all"),
                    help="choose the ensemble's threshold and band on this split's scores")
